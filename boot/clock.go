@@ -17,12 +17,12 @@ const (
 )
 
 type clockState struct {
-	tscHz    uint64
-	lapicHz  uint64
-	tsc0     uint64
-	wall0    int64 // Unix time in ns at tsc0, from the CMOS RTC
-	mult     uint64 // ns = (tsc-tsc0) * mult >> 32
-	ready    uint32
+	tscHz   uint64
+	lapicHz uint64
+	tsc0    uint64
+	wall0   int64  // Unix time in ns at tsc0, from the CMOS RTC
+	mult    uint64 // ns = (tsc-tsc0) * mult >> 32
+	ready   uint32
 }
 
 var clock clockState

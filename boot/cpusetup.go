@@ -23,7 +23,7 @@ const (
 // buildIDT fills the shared IDT: a 64-bit interrupt gate per vector, each on
 // an IST stack (IST1 for all but NMI (IST2), #DF (IST3) and #MC (IST4)).
 func buildIDT() {
-	table := (*[256]uint64)(unsafe.Pointer(uintptr(addrOfVectorTable())))
+	table := (*[256]uint64)(physPtr(addrOfVectorTable()))
 	for v := 0; v < 256; v++ {
 		h := table[v]
 		ist := uint64(1)
@@ -44,8 +44,14 @@ func buildIDT() {
 }
 
 // setupCPU prepares CPU id's platform state and loads it into the running
-// CPU: GDT with TSS, IDT, GS base, SYSCALL MSRs, SSE/XSAVE control bits.
+// CPU.
 func setupCPU(id int) {
+	prepareCPU(id)
+	loadCPU(id)
+}
+
+// prepareCPU fills CPU id's percpu: stacks, fake g's, TSS and GDT.
+func prepareCPU(id int) {
 	c := &cpus[id]
 	c.self = addrOf(c)
 	c.id = int32(id)
@@ -74,6 +80,12 @@ func setupCPU(id int) {
 	gb := addrOf(&c.gdt)
 	c.gdtr[0] = 5*8 - 1 | gb<<16
 	c.gdtr[1] = gb >> 48
+}
+
+// loadCPU loads CPU id's state into the running CPU: GDT with TSS, IDT, GS
+// base, SYSCALL MSRs, SSE/XSAVE control bits.
+func loadCPU(id int) {
+	c := &cpus[id]
 	lgdt(uintptr(addrOf(&c.gdtr)))
 	reloadSegments()
 	ltr(selTSS)

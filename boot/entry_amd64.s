@@ -18,14 +18,14 @@ TEXT ·entry32(SB),NOSPLIT|NOFRAME,$0
 	POPQ BX                        // ebx = runtime address of this instruction
 	BYTE $0xEB; BYTE $0x07         // jmp over the 7-byte LEAQ
 	LEAQ ·early(SB), AX            // never executed: disp32 = early - (ebx+10)
-	MOVL 6(BX), BP
-	ADDL BX, BP
-	ADDL $10, BP                   // ebp = &early
-	MOVL SI, earlyArea_magic(BP)
-	MOVL DI, earlyArea_info(BP)
+	MOVL 6(BX), CX
+	ADDL CX, BX
+	ADDL $10, BX                   // ebx = &early
+	MOVL SI, earlyArea_magic(BX)
+	MOVL DI, earlyArea_info(BX)
 
 	// edx = first page boundary inside early.tables
-	MOVL BP, DX
+	MOVL BX, DX
 	ADDL $(earlyArea_tables+4095), DX
 	ANDL $-4096, DX
 
@@ -61,17 +61,17 @@ fill:
 	JNE fill
 
 	// GDT: null, 64-bit code (0x08), data (0x10)
-	MOVL $0, (earlyArea_gdt+0)(BP)
-	MOVL $0, (earlyArea_gdt+4)(BP)
-	MOVL $0x0000FFFF, (earlyArea_gdt+8)(BP)
-	MOVL $0x00AF9A00, (earlyArea_gdt+12)(BP)
-	MOVL $0x0000FFFF, (earlyArea_gdt+16)(BP)
-	MOVL $0x00CF9200, (earlyArea_gdt+20)(BP)
-	MOVW $23, earlyArea_gdtr(BP)
-	MOVL BP, AX
+	MOVL $0, (earlyArea_gdt+0)(BX)
+	MOVL $0, (earlyArea_gdt+4)(BX)
+	MOVL $0x0000FFFF, (earlyArea_gdt+8)(BX)
+	MOVL $0x00AF9A00, (earlyArea_gdt+12)(BX)
+	MOVL $0x0000FFFF, (earlyArea_gdt+16)(BX)
+	MOVL $0x00CF9200, (earlyArea_gdt+20)(BX)
+	MOVW $23, earlyArea_gdtr(BX)
+	MOVL BX, AX
 	ADDL $earlyArea_gdt, AX
-	MOVL AX, (earlyArea_gdtr+2)(BP)
-	MOVL $0, (earlyArea_gdtr+6)(BP)
+	MOVL AX, (earlyArea_gdtr+2)(BX)
+	MOVL $0, (earlyArea_gdtr+6)(BX)
 
 	MOVL CR4, AX
 	ORL $0x20, AX                  // CR4.PAE
@@ -86,7 +86,7 @@ fill:
 	ORL $0x80010001, AX            // CR0.PG | CR0.WP | CR0.PE
 	MOVL AX, CR0
 
-	MOVL BP, AX
+	MOVL BX, AX
 	ADDL $earlyArea_gdtr, AX
 	LGDT (AX)
 

@@ -1,12 +1,10 @@
 package boot
 
-import "unsafe"
-
 // kernelFault reports an exception raised by platform code itself (kernel
 // context) and stops the machine: such a fault means the platform is broken,
 // and continuing could corrupt guests. It runs on the fault stack.
 func kernelFault(fp uint64) {
-	f := (*frame)(unsafe.Pointer(uintptr(fp)))
+	f := (*frame)(physPtr(fp))
 	c := thisCPU()
 	if c.kernelEntries == ^uint64(0) {
 		stop() // fault inside the fault reporter
@@ -38,8 +36,8 @@ func dumpFrame(f *frame) {
 		if !mmMapped(bp, 16) {
 			break
 		}
-		ret := *(*uint64)(unsafe.Pointer(uintptr(bp + 8)))
-		next := *(*uint64)(unsafe.Pointer(uintptr(bp)))
+		ret := *(*uint64)(physPtr(bp + 8))
+		next := *(*uint64)(physPtr(bp))
 		l.c(' ').hex(ret)
 		if next <= bp {
 			break

@@ -9,10 +9,10 @@ const (
 	fdNone = iota
 	fdEpoll
 	fdEventfd
-	maxFDs = 32
+	maxFDs  = 32
 	firstFD = 3
 
-	epollIn   = 0x001
+	epollIn     = 0x001
 	epollCtlAdd = 1
 	epollCtlDel = 2
 	epollCtlMod = 3

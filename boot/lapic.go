@@ -2,7 +2,6 @@ package boot
 
 import (
 	"sync/atomic"
-	"unsafe"
 )
 
 // Local APIC in xAPIC mode (Intel SDM vol. 3A ch. 11). The register page is
@@ -22,9 +21,9 @@ const (
 	lapicTimerCur    = 0x390
 	lapicTimerDiv    = 0x3E0
 
-	lvtMasked      = 1 << 16
+	lvtMasked          = 1 << 16
 	icrDeliveryPending = 1 << 12
-	svrEnable      = 1 << 8
+	svrEnable          = 1 << 8
 
 	vecTimer    = 0xEF
 	vecWake     = 0xF0
@@ -37,11 +36,11 @@ const (
 var lapicBase uint64 = lapicDefaultBase
 
 func lapicRead(reg uint32) uint32 {
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(uintptr(lapicBase + uint64(reg)))))
+	return atomic.LoadUint32((*uint32)(physPtr(lapicBase + uint64(reg))))
 }
 
 func lapicWrite(reg uint32, v uint32) {
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(uintptr(lapicBase+uint64(reg)))), v)
+	atomic.StoreUint32((*uint32)(physPtr(lapicBase+uint64(reg))), v)
 }
 
 // maskPIC reprograms the legacy 8259 pair away from the exception vectors

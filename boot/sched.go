@@ -2,7 +2,6 @@ package boot
 
 import (
 	"sync/atomic"
-	"unsafe"
 )
 
 // The kernel is an event handler: every entry (system call, interrupt,
@@ -25,7 +24,7 @@ func lockKernel() {
 
 func unlockKernel() { bigLock.Store(0) }
 
-func thisCPU() *percpu { return (*percpu)(unsafe.Pointer(uintptr(percpuSelf()))) }
+func thisCPU() *percpu { return (*percpu)(physPtr(percpuSelf())) }
 
 func percpuSelf() uint64
 func startFirstThread(addr uint64)
@@ -113,6 +112,9 @@ func pickNext(c *percpu, cur *thread) *thread {
 	}
 	next := dequeue(c)
 	if next == nil {
+		next = steal(c)
+	}
+	if next == nil {
 		next = &threads[c.idleTid]
 	}
 	next.state = threadRunning
@@ -154,12 +156,30 @@ func wake(t *thread, result int64) {
 	}
 }
 
-// pickCPU keeps a thread on its CPU when its affinity allows, else the
-// first allowed online CPU.
+// cpuIdle reports whether CPU i runs its idle thread with nothing queued.
+func cpuIdle(i int) bool {
+	c := &cpus[i]
+	cur := threadAt(c.cur)
+	return c.nrun == 0 && (cur == nil || cur.idle)
+}
+
+// pickCPU chooses where a thread that becomes runnable goes: its own CPU if
+// allowed and idle (cache warmth), else an idle allowed CPU, else its own
+// CPU if allowed, else the first allowed one.
 func pickCPU(t *thread) int {
 	n := int(ncpu.Load())
-	if int(t.cpu) < n && t.affinity.has(int(t.cpu)) {
-		return int(t.cpu)
+	home := int(t.cpu)
+	homeOK := home < n && t.affinity.has(home)
+	if homeOK && cpuIdle(home) {
+		return home
+	}
+	for i := 0; i < n; i++ {
+		if t.affinity.has(i) && cpuIdle(i) {
+			return i
+		}
+	}
+	if homeOK {
+		return home
 	}
 	for i := 0; i < n; i++ {
 		if t.affinity.has(i) {
@@ -167,6 +187,40 @@ func pickCPU(t *thread) int {
 		}
 	}
 	return 0
+}
+
+// steal takes a queued thread that may run on c from the busiest other CPU.
+func steal(c *percpu) *thread {
+	n := int(ncpu.Load())
+	victim := -1
+	for i := 0; i < n; i++ {
+		if i != int(c.id) && cpus[i].nrun > 0 && (victim < 0 || cpus[i].nrun > cpus[victim].nrun) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		return nil
+	}
+	v := &cpus[victim]
+	prev := int32(-1)
+	for i := v.runHead; i >= 0; i = threads[i].nextRun {
+		t := &threads[i]
+		if t.affinity.has(int(c.id)) {
+			if prev < 0 {
+				v.runHead = t.nextRun
+			} else {
+				threads[prev].nextRun = t.nextRun
+			}
+			if v.runTail == i {
+				v.runTail = prev
+			}
+			v.nrun--
+			t.nextRun = -1
+			return t
+		}
+		prev = i
+	}
+	return nil
 }
 
 // leastLoadedCPU picks the CPU for a new thread among those allowed.

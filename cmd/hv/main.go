@@ -1,11 +1,51 @@
-// Command hv is the hypervisor: the program the boot platform runs as its Go
-// main once the runtime is up.
+// Command hv is the hypervisor: the Go program that the boot platform runs
+// once the runtime is up. It reads the boot options, reports the machine,
+// and runs what the options ask for.
 package main
 
 import (
-	_ "hv/boot"
+	"fmt"
+	"os"
+	"strings"
+
+	"hv/boot"
+	"hv/boot/selftest"
+	"hv/cmd/hv/bootopt"
 )
 
 func main() {
-	println("hv: main")
+	opts, err := bootopt.Parse(boot.Cmdline())
+	if err != nil {
+		fmt.Printf("hv: error: %v\n", err)
+		boot.Exit(1)
+	}
+	report()
+	switch opts.SelfTest {
+	case "crash":
+		selftest.Crash()
+	case "run":
+		if selftest.Run(os.Stdout) != 0 {
+			boot.Exit(1)
+		}
+	}
+	if opts.Bench {
+		selftest.Bench(os.Stdout)
+	}
+	if len(opts.Guests) > 0 {
+		fmt.Printf("hv: error: guest=%s: no test guests exist in this build yet\n", strings.Join(opts.Guests, ","))
+		boot.Exit(1)
+	}
+	boot.Exit(0)
+}
+
+func report() {
+	c := boot.CPUInfo()
+	m := boot.MemoryInfo()
+	fmt.Printf("hv: cpu %s %q tsc %d MHz\n", strings.TrimSpace(c.Vendor), c.Brand, c.TSCHz/1e6)
+	fmt.Printf("hv: memory %d MiB usable, %d MiB free, top of RAM %#x\n", m.Usable>>20, m.Free>>20, m.Top)
+	fmt.Printf("hv: cpus started %d\n", boot.CPUCount())
+	fmt.Printf("hv: virtualization %s\n", boot.Virtualization())
+	if l := boot.LoaderName(); l != "" {
+		fmt.Printf("hv: boot loader %s\n", l)
+	}
 }

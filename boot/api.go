@@ -1,0 +1,122 @@
+package boot
+
+import (
+	"os"
+	"strings"
+)
+
+// This file is the platform's API for ordinary Go code (the hypervisor
+// proper), usable once the runtime runs. Everything it reads was settled at
+// boot or is a single word.
+
+// CurrentCPU returns the index (0 .. CPUCount()-1) of the CPU executing the
+// caller. A goroutine may move right after; lock the OS thread and set its
+// affinity to stay.
+func CurrentCPU() int
+
+// CPUCount returns the number of CPUs started.
+func CPUCount() int { return int(ncpu.Load()) }
+
+// Cmdline returns the kernel command line as the boot loader passed it.
+func Cmdline() string { return string(bootInfo.CmdlineBytes()) }
+
+// LoaderName returns the boot loader's name, if it gave one.
+func LoaderName() string { return string(bootInfo.LoaderNameBytes()) }
+
+// Exit ends the run with status: QEMU's isa-debug-exit, Bochs' shutdown
+// port, then ACPI power-off.
+func Exit(status int) { os.Exit(status) }
+
+// Memory describes physical memory as the frame allocator sees it.
+type Memory struct {
+	Usable uint64 // bytes of RAM available after the platform took its share at boot
+	Free   uint64 // bytes free now
+	Top    uint64 // highest RAM address + 1
+}
+
+// MemoryInfo returns the current memory figures.
+func MemoryInfo() Memory {
+	return Memory{Usable: usableBytes, Free: framesFree * pageSize, Top: physTop}
+}
+
+// CPU describes the boot CPU.
+type CPU struct {
+	Vendor string
+	Brand  string
+	SVM    bool // AMD-V (CPUID 8000_0001h ECX bit 2)
+	VMX    bool // Intel VT-x (CPUID 1 ECX bit 5)
+	TSCHz  uint64
+}
+
+// CPUInfo returns what CPUID said at boot and the calibrated TSC rate.
+func CPUInfo() CPU {
+	return CPU{
+		Vendor: string(cpuVendor[:]),
+		Brand:  strings.TrimSpace(strings.TrimRight(string(cpuBrand[:]), "\x00")),
+		SVM:    hasSVM,
+		VMX:    hasVMX,
+		TSCHz:  clock.tscHz,
+	}
+}
+
+// Virtualization names the hardware virtualization extension present: "svm",
+// "vmx" or "none".
+func Virtualization() string {
+	switch {
+	case hasSVM:
+		return "svm"
+	case hasVMX:
+		return "vmx"
+	}
+	return "none"
+}
+
+// TSC reads the time-stamp counter. Under QEMU with -icount shift=0 it counts
+// guest instructions.
+func TSC() uint64 { return rdtsc() }
+
+// Module is a multiboot module.
+type Module struct {
+	Start, End uint64
+	Cmdline    string
+}
+
+// Modules lists the boot modules.
+func Modules() []Module {
+	var ms []Module
+	for _, m := range bootInfo.ModuleList() {
+		ms = append(ms, Module{Start: m.Start, End: m.End, Cmdline: string(m.CmdlineBytes())})
+	}
+	return ms
+}
+
+// PMTimerHz is the ACPI power-management timer's rate (ACPI 6.5 4.8.3.3).
+const PMTimerHz = 3579545
+
+// PMTimer reads the ACPI PM timer, the platform's reference clock
+// independent of the TSC. bits is 24 or 32; ok is false without one.
+func PMTimer() (ticks uint32, bits int, ok bool) {
+	if fadt.PMTimer.Address == 0 || fadt.PMTimer.SpaceID != 1 || fadt.PMTimer.Address > 0xFFFF {
+		return 0, 0, false
+	}
+	bits = fadt.PMTimerBits()
+	v := inl(uint16(fadt.PMTimer.Address))
+	if bits == 24 {
+		v &= 0xFFFFFF
+	}
+	return v, bits, true
+}
+
+// KernelStats reports counters of the platform kernel for one CPU.
+type KernelStats struct {
+	Entries    uint64 // kernel entries (system calls, interrupts, faults)
+	TimerTicks uint64
+}
+
+// CPUStats returns CPU i's kernel counters.
+func CPUStats(i int) KernelStats {
+	if i < 0 || i >= CPUCount() {
+		return KernelStats{}
+	}
+	return KernelStats{Entries: cpus[i].kernelEntries, TimerTicks: cpus[i].ticks}
+}
