@@ -88,7 +88,8 @@ type percpu struct {
 	runHead      int32
 	runTail      int32
 	nrun         int32
-	timerArmedAt int64
+	timerArmedAt int64 // deadline the LAPIC timer is programmed for (0: stopped)
+	needResched  bool  // a thread was made runnable here: reconsider the current one
 
 	g             fakeG
 	tls           [2]uint64

@@ -53,6 +53,7 @@ func kernelEntry() uint64 {
 	case v == vecTimer:
 		lapicEOIWrite()
 		c.ticks++
+		c.timerArmedAt = 0 // one-shot: it has fired
 		wakeExpired(c)
 	case v == vecWake:
 		lapicEOIWrite()
@@ -101,8 +102,10 @@ func dequeue(c *percpu) *thread {
 // pickNext decides what runs on c after an entry from cur.
 func pickNext(c *percpu, cur *thread) *thread {
 	now := nanotime()
+	resched := c.needResched
+	c.needResched = false
 	if cur.state == threadRunning && !cur.idle {
-		if c.nrun == 0 || now < cur.sliceEnd {
+		if c.nrun == 0 || now < cur.sliceEnd && !resched {
 			return cur
 		}
 		enqueue(c, cur) // slice used up and others wait
@@ -151,6 +154,10 @@ func wake(t *thread, result int64) {
 	t.deadline = 0
 	target := pickCPU(t)
 	enqueue(&cpus[target], t)
+	// The woken thread runs at once: a thread blocked on a futex is
+	// usually the other half of a hand-over, and making it wait for the
+	// current slice to end would add a whole slice of latency.
+	cpus[target].needResched = true
 	if c := thisCPU(); int(c.id) != target {
 		lapicSendIPI(cpus[target].apicID, vecWake)
 	}
@@ -280,13 +287,15 @@ func armTimer(c *percpu, next *thread) {
 			}
 		}
 	}
+	if when == c.timerArmedAt {
+		return // already programmed: LAPIC writes are costly under emulation
+	}
+	c.timerArmedAt = when
 	if when == 0 {
 		lapicStopTimer()
-		c.timerArmedAt = 0
 		return
 	}
 	lapicOneShot(when - nanotime())
-	c.timerArmedAt = when
 }
 
 // threadHigh bounds scans of the thread table: one past the highest slot
