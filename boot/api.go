@@ -1,8 +1,10 @@
 package boot
 
 import (
+	"fmt"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // This file is the platform's API for ordinary Go code (the hypervisor
@@ -120,3 +122,37 @@ func CPUStats(i int) KernelStats {
 	}
 	return KernelStats{Entries: cpus[i].kernelEntries, TimerTicks: cpus[i].ticks}
 }
+
+// AllocFrames allocates n physically contiguous, zeroed 4 KiB frames aligned
+// to align frames (a power of two). Their physical address is also their
+// address in the host's identity map, so the hypervisor can use them for
+// VMCBs, page tables and guest RAM.
+func AllocFrames(n, align uint64) (uint64, error) {
+	r, _, e := syscall.RawSyscall(sysHVAllocFrames, uintptr(n), uintptr(align), 0)
+	if e != 0 {
+		return 0, fmt.Errorf("boot: allocate %d frames aligned to %d: %w", n, align, e)
+	}
+	return uint64(r), nil
+}
+
+// FreeFrames returns frames obtained from AllocFrames.
+func FreeFrames(pa, n uint64) error {
+	if _, _, e := syscall.RawSyscall(sysHVFreeFrames, uintptr(pa), uintptr(n), 0); e != 0 {
+		return fmt.Errorf("boot: free %d frames at %#x: %w", n, pa, e)
+	}
+	return nil
+}
+
+// SetTick asks that the CPU running the calling thread be interrupted at
+// least every ns nanoseconds while that thread runs (0: no such tick). A
+// vCPU thread sets it so that a guest that never exits still returns to the
+// host regularly. The caller should have locked its OS thread.
+func SetTick(ns int64) error {
+	if _, _, e := syscall.RawSyscall(sysHVSetTick, uintptr(ns), 0, 0); e != 0 {
+		return fmt.Errorf("boot: set tick %dns: %w", ns, e)
+	}
+	return nil
+}
+
+// PageSize is the size of a frame.
+const PageSize = pageSize

@@ -36,10 +36,83 @@ func mulDiv(a, b, c uint64) uint64 {
 	return q
 }
 
-// calibrate measures the TSC and LAPIC timer rates over a PIT interval of
-// about 20 ms. It returns false when the PIT does not count (no 8254).
+// calibrate measures the TSC and LAPIC timer rates against the ACPI PM
+// timer when the FADT has one, else against the PIT.
 func calibrate() bool {
-	const count = pitHz / 50 // 20 ms
+	ok := calibratePM() || calibratePIT()
+	if ok {
+		clock.mult = mulDiv(1e9, 1<<32, clock.tscHz)
+		clock.wall0 = rtcUnixNano()
+		clock.tsc0 = rdtsc()
+		atomic.StoreUint32(&clock.ready, 1)
+	}
+	return ok
+}
+
+// pmRead reads the PM timer counter (24 or 32 bits wide).
+func pmRead() uint32 {
+	v := inl(uint16(fadt.PMTimer.Address))
+	if fadt.PMTimerBits() == 24 {
+		v &= 0xFFFFFF
+	}
+	return v
+}
+
+// pmSample reads the PM timer bracketed by two TSC reads and keeps the
+// tightest of several tries, so that a vCPU descheduled by the emulator's
+// host between two reads does not skew the calibration.
+func pmSample() (pm uint32, tsc uint64, lapic uint32) {
+	best := ^uint64(0)
+	for i := 0; i < 8; i++ {
+		a := rdtsc()
+		p := pmRead()
+		l := lapicRead(lapicTimerCur)
+		b := rdtsc()
+		if b-a < best {
+			best, pm, tsc, lapic = b-a, p, a+(b-a)/2, l
+		}
+	}
+	return
+}
+
+// calibratePM measures over 100 ms of the PM timer (3.579545 MHz, ACPI 6.5
+// 4.8.3.3), reading it at both ends rather than waiting for an edge.
+func calibratePM() bool {
+	if fadt.PMTimer.Address == 0 || fadt.PMTimer.SpaceID != 1 || fadt.PMTimer.Address > 0xFFFF {
+		return false
+	}
+	const pmHz = 3579545
+	mask := uint32(0xFFFFFFFF)
+	if fadt.PMTimerBits() == 24 {
+		mask = 0xFFFFFF
+	}
+	lapicWrite(lapicTimerDiv, 0x3)
+	lapicWrite(lapicLVTTimer, lvtMasked|vecTimer)
+	lapicWrite(lapicTimerInit, 0xFFFFFFFF)
+	p0, t0, l0 := pmSample()
+	var p1, l1 uint32
+	var t1 uint64
+	for i := 0; ; i++ {
+		p1, t1, l1 = pmSample()
+		if (p1-p0)&mask >= pmHz/10 {
+			break
+		}
+		if i > 50000000 || (i > 1000 && p1 == p0) {
+			lapicWrite(lapicTimerInit, 0)
+			return false // the PM timer does not count
+		}
+	}
+	lapicWrite(lapicTimerInit, 0)
+	dpm := uint64((p1 - p0) & mask)
+	clock.tscHz = mulDiv(t1-t0, pmHz, dpm)
+	clock.lapicHz = mulDiv(uint64(l0-l1), pmHz, dpm)
+	return clock.tscHz != 0
+}
+
+// calibratePIT measures over a PIT interval of about 50 ms. It returns false
+// when the PIT does not count (no 8254).
+func calibratePIT() bool {
+	const count = pitHz / 20 // 50 ms
 	// Gate low, speaker off; channel 2 mode 0, lobyte/hibyte.
 	g := inb(pitGatePort)
 	outb(pitGatePort, g&^0x03)
@@ -68,11 +141,7 @@ func calibrate() bool {
 	}
 	clock.tscHz = mulDiv(t1-t0, pitHz, count)
 	clock.lapicHz = mulDiv(uint64(0xFFFFFFFF-l1), pitHz, count)
-	clock.mult = mulDiv(1e9, 1<<32, clock.tscHz)
-	clock.tsc0 = t1
-	clock.wall0 = rtcUnixNano()
-	atomic.StoreUint32(&clock.ready, 1)
-	return true
+	return clock.tscHz != 0
 }
 
 // nanotime is the monotonic clock: nanoseconds since calibration.

@@ -39,6 +39,7 @@ type thread struct {
 	deadline int64
 	nextRun  int32 // run-queue link
 	sliceEnd int64
+	tickNs   int64 // while running, wake the CPU at least this often (vCPU threads)
 	switches uint64
 
 	// Signal state (see signal.go).

@@ -279,6 +279,14 @@ func armTimer(c *percpu, next *thread) {
 	if c.nrun > 0 && !next.idle {
 		when = next.sliceEnd
 	}
+	if next.tickNs > 0 {
+		// A vCPU thread in guest mode returns to the host only on an
+		// exit; the tick guarantees one (an interrupt exit), so the Go
+		// runtime can stop the world and watchdogs can run.
+		if tick := nanotime() + next.tickNs; when == 0 || tick < when {
+			when = tick
+		}
+	}
 	for i := range threads[:threadHigh] {
 		t := &threads[i]
 		if t.state == threadBlocked && t.deadline != 0 && t.cpu == c.id {

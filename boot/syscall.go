@@ -50,6 +50,11 @@ const (
 	sysPrlimit64        = 302
 	sysGetrandom        = 318
 	sysRseq             = 334
+
+	// Platform calls for the hypervisor proper (not Linux): see api.go.
+	sysHVAllocFrames = 1000
+	sysHVFreeFrames  = 1001
+	sysHVSetTick     = 1002
 )
 
 // errno values (include/uapi/asm-generic/errno-base.h, errno.h).
@@ -230,6 +235,16 @@ func doSyscall(c *percpu, t *thread) {
 		r = -_EINVAL
 	case sysGetrandom:
 		r = sysGetrandomCall(a0, a1)
+	case sysHVAllocFrames:
+		r = hvAllocFrames(a0, a1)
+	case sysHVFreeFrames:
+		r = hvFreeFrames(a0, a1)
+	case sysHVSetTick:
+		if int64(a0) < 0 {
+			r = -_EINVAL
+			break
+		}
+		t.tickNs = int64(a0)
 	default:
 		r = -_ENOSYS
 		if n >= 512 || reportedUnknown[n/64]&(1<<(n%64)) == 0 {
@@ -517,4 +532,43 @@ func reportOnce(flag *uint32, msg string) {
 	if atomic.CompareAndSwapUint32(flag, 0, 1) {
 		kputs(msg)
 	}
+}
+
+// hvAllocFrames allocates n contiguous zeroed frames aligned to align
+// frames (a power of two) and returns the physical address, which is also
+// its address in the identity map.
+func hvAllocFrames(n, align uint64) int64 {
+	if n == 0 || n > framesFree || align == 0 || align&(align-1) != 0 || align > 1<<18 {
+		if n > framesFree {
+			return -_ENOMEM
+		}
+		return -_EINVAL
+	}
+	if n == 1 && align == 1 {
+		pa, ok := allocFrame()
+		if !ok {
+			return -_ENOMEM
+		}
+		return int64(pa)
+	}
+	pa, ok := allocContiguous(n, align*pageSize)
+	if !ok {
+		return -_ENOMEM
+	}
+	return int64(pa)
+}
+
+// hvFreeFrames returns frames from hvAllocFrames. Only RAM frames that are
+// allocated can be freed; the kernel image and boot data cannot.
+func hvFreeFrames(pa, n uint64) int64 {
+	if pa&(pageSize-1) != 0 || n == 0 || pa/pageSize+n > frameTop || pa < 1<<20 || pa < addrOfEnd() && pa+n*pageSize > 0x200000 {
+		return -_EINVAL
+	}
+	for i := uint64(0); i < n; i++ {
+		if !frameUsed(pa/pageSize + i) {
+			return -_EINVAL
+		}
+	}
+	freeFrames(pa, n)
+	return 0
 }

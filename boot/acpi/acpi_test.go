@@ -99,6 +99,19 @@ func TestFindRSDP(t *testing.T) {
 			t.Errorf("FindRSDP = %+v, %v", r, err)
 		}
 	})
+	t.Run("corrupt loader copy falls back to scanning", func(t *testing.T) {
+		m := newMem()
+		copy(m.b[0xF0000:], rsdp(0, 0x1111, 0))
+		bad := rsdp(2, 0x2222, 0x3333)
+		bad[8]++
+		r, err := FindRSDP(m, bad)
+		if err != nil || r.RSDTAddr != 0x1111 || r.Addr != 0xF0000 {
+			t.Errorf("FindRSDP = %+v, %v", r, err)
+		}
+		if _, err := FindRSDP(newMem(), bad); err != ErrBadChecksum {
+			t.Errorf("FindRSDP with a corrupt copy and nothing to scan = %v, want %v", err, ErrBadChecksum)
+		}
+	})
 	t.Run("EBDA before BIOS area", func(t *testing.T) {
 		m := newMem()
 		binary.LittleEndian.PutUint16(m.b[biosEBDASegment:], 0x9FC0)

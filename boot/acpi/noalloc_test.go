@@ -19,6 +19,9 @@ func TestNoHeapInCode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	if !strings.Contains(string(out), "STEXT") {
+		t.Fatalf("no assembly listing in the compiler output, so nothing was checked:\n%s", out)
+	}
 	constErr := regexp.MustCompile(`Error\(".*"\) escapes to heap`)
 	alloc := regexp.MustCompile(`runtime\.(newobject|mallocgc|makeslice|growslice|convT|convT16|convT32|convT64|convTstring|convTslice|concatstring|slicebytetostring|makemap|newproc)`)
 	for _, line := range strings.Split(string(out), "\n") {

@@ -56,10 +56,16 @@ func ParseRSDP(b []byte) (RSDP, error) {
 // FindRSDP returns the RSDP: from loaderCopy when the boot loader passed one (Multiboot-2 ACPI
 // tags; the only way under UEFI, where the legacy areas hold none), else by scanning the first
 // KiB of the EBDA and then the BIOS area 0xE0000-0xFFFFF on 16-byte boundaries (§5.2.5.1).
-// A candidate with a bad checksum is skipped, as stray "RSD PTR " strings are not rare.
+// A candidate with a bad checksum is skipped, as stray "RSD PTR " strings are not rare. A
+// corrupt loader copy also falls back to scanning; its error is returned if the scan finds none.
 func FindRSDP(mem Memory, loaderCopy []byte) (RSDP, error) {
+	var copyErr error = ErrNoRSDP
 	if len(loaderCopy) > 0 {
-		return ParseRSDP(loaderCopy)
+		r, err := ParseRSDP(loaderCopy)
+		if err == nil {
+			return r, nil
+		}
+		copyErr = err
 	}
 	if seg, err := read(mem, biosEBDASegment, 2); err == nil {
 		ebda := uint64(le16(seg)) << 4
@@ -72,7 +78,7 @@ func FindRSDP(mem Memory, loaderCopy []byte) (RSDP, error) {
 	if r, ok := scanRSDP(mem, biosAreaStart, biosAreaEnd-biosAreaStart); ok {
 		return r, nil
 	}
-	return RSDP{}, ErrNoRSDP
+	return RSDP{}, copyErr
 }
 
 func scanRSDP(mem Memory, start, n uint64) (RSDP, bool) {
