@@ -156,3 +156,11 @@ func SetTick(ns int64) error {
 
 // PageSize is the size of a frame.
 const PageSize = pageSize
+
+// Phys returns the host view of n bytes of physical memory at pa, which
+// must come from AllocFrames (or be other RAM or firmware memory the
+// identity map covers).
+func Phys(pa, n uint64) []byte { return physBytes(pa, n) }
+
+// CPUID executes CPUID on the calling CPU.
+func CPUID(leaf, sub uint32) (a, b, c, d uint32) { return cpuid(leaf, sub) }

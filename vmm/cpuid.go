@@ -1,0 +1,62 @@
+package vmm
+
+// CPUID policy: what every guest sees, defined here and nowhere else.
+//
+//   - Leaves pass through from the host CPU, except:
+//   - leaf 1: ECX.VMX (5) and ECX.XSAVE/OSXSAVE (26, 27), ECX.AVX (28) are
+//     cleared (no nested VMX yet; the VMM does not switch extended XSAVE
+//     state, so the guest runs with x87/SSE only), ECX.hypervisor (31) is
+//     set, EBX[31:24] (initial APIC ID) is the vCPU index;
+//   - leaf 7: AVX2/AVX-512 and other XSAVE-managed features are cleared;
+//   - leaf 0x8000_0001: ECX.SVM (2) is cleared;
+//   - leaf 0x8000_000A (SVM features) returns zeros;
+//   - leaves 0x4000_0000-0x4000_00FF are ours: 0x4000_0000 gives the highest
+//     hypervisor leaf and the signature "HVGoHVGoHVGo"; 0x4000_0001 is
+//     reserved and returns zeros.
+
+// HypervisorSignature is returned in EBX, ECX, EDX of leaf 0x4000_0000.
+const HypervisorSignature = "HVGoHVGoHVGo"
+
+// Hypervisor leaves.
+const (
+	LeafHypervisor    = 0x40000000
+	LeafHypervisorMax = 0x40000001
+)
+
+// CPUIDFunc executes CPUID on the host.
+type CPUIDFunc func(leaf, sub uint32) (a, b, c, d uint32)
+
+// GuestCPUID computes the guest's view of CPUID(leaf, sub) for vCPU index
+// vcpu.
+func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) {
+	if leaf >= LeafHypervisor && leaf <= 0x400000FF {
+		if leaf == LeafHypervisor {
+			s := HypervisorSignature
+			le := func(i int) uint32 {
+				return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+			}
+			return LeafHypervisorMax, le(0), le(4), le(8)
+		}
+		return 0, 0, 0, 0
+	}
+	a, b, c, d = host(leaf, sub)
+	switch leaf {
+	case 1:
+		c &^= 1<<5 | 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<12 // VMX, XSAVE, OSXSAVE, AVX, F16C, FMA
+		c |= 1 << 31
+		b = b&0x00FFFFFF | uint32(vcpu)<<24
+	case 7:
+		if sub == 0 {
+			b &^= 1<<5 | 1<<16 | 1<<17 | 1<<21 | 1<<26 | 1<<27 | 1<<28 | 1<<30 | 1<<31 // AVX2, AVX-512*
+			c &^= 1 << 1                                                            // AVX512_VBMI
+			d &^= 1<<2 | 1<<3 | 1<<8 | 1<<22 | 1<<24 | 1<<25                         // AVX512 4VNNIW/4FMAPS/VP2INTERSECT, AMX
+		}
+	case 0xD:
+		a, b, c, d = 0, 0, 0, 0 // no XSAVE
+	case 0x80000001:
+		c &^= 1 << 2 // SVM
+	case 0x8000000A:
+		a, b, c, d = 0, 0, 0, 0
+	}
+	return a, b, c, d
+}

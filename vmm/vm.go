@@ -1,0 +1,657 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"hv/devices/bus"
+	"hv/vmm/emulate"
+	"hv/vmm/pagewalk"
+)
+
+// Inputs sees every nondeterministic input a guest receives, at the point
+// where it is delivered, and may replace it: fault tolerance records them on
+// the primary and supplies the logged values on the backup. Each method gets
+// the value the VMM computed and returns the value the guest gets.
+type Inputs interface {
+	PortRead(port uint16, size int, v uint32) uint32
+	MMIORead(gpa uint64, size int, v uint64) uint64
+	TSC(v uint64) uint64
+	Interrupt(vcpu int, ev Event) Event
+}
+
+// PassThrough is the Inputs of a VM without recording: values go through
+// unchanged.
+type PassThrough struct{}
+
+func (PassThrough) PortRead(_ uint16, _ int, v uint32) uint32 { return v }
+func (PassThrough) MMIORead(_ uint64, _ int, v uint64) uint64 { return v }
+func (PassThrough) TSC(v uint64) uint64                       { return v }
+func (PassThrough) Interrupt(_ int, ev Event) Event           { return ev }
+
+// InterruptController is what the vCPU loop asks for external interrupts
+// (the 8259 pair, later the LAPIC).
+type InterruptController interface {
+	HasInterrupt() bool
+	Acknowledge() uint8
+}
+
+// Timer is a device that acts at a time on the VM clock (PIT, RTC, UART).
+type Timer interface {
+	NextEvent() (ns uint64, ok bool) // VM-clock time of the next event
+	Update()
+}
+
+// Config describes a VM.
+type Config struct {
+	Name     string
+	Watchdog time.Duration // stop the VM if it runs longer; 0: never
+	// TSCOffset is added to the host TSC for guest reads.
+	TSCOffset int64
+	// Tick bounds how long a guest runs without an exit (a host timer
+	// interrupt forces one) so that watchdogs and the Go runtime's
+	// stop-the-world get their turn. Default 10 ms.
+	Tick time.Duration
+}
+
+// Platform is how a VM reaches the machine: pinning, the forced-exit tick,
+// CPUID and the TSC.
+type Platform interface {
+	Host
+	Pin(cpu int) error // lock the calling goroutine's thread to cpu
+	Unpin()
+	SetTick(ns int64) error
+	CPUID(leaf, sub uint32) (a, b, c, d uint32)
+	TSC() uint64
+}
+
+// StopError says why the VMM stopped a VM.
+type StopError struct {
+	VM     string
+	Reason string
+	RIP    uint64
+	Err    error
+}
+
+func (e *StopError) Error() string {
+	return fmt.Sprintf("vm %s: stopped: %s at rip=%#x", e.VM, e.Reason, e.RIP)
+}
+
+func (e *StopError) Unwrap() error { return e.Err }
+
+// ErrExited is returned by Run when the guest ended itself (exit device,
+// power-off); VM.ExitStatus has the status.
+var ErrExited = errors.New("guest exited")
+
+// VM is one virtual machine.
+type VM struct {
+	Config
+	Mem    *Memory
+	Bus    *bus.Bus
+	IC     InterruptController // nil: no external interrupts
+	Inputs Inputs
+	Timers []Timer
+
+	backend  Backend
+	platform Platform
+	start    time.Time
+	kick     chan struct{}
+
+	mu         sync.Mutex
+	exited     bool
+	exitStatus uint32
+
+	// Stats counts exits by reason.
+	Stats [numReasons]atomic.Uint64
+}
+
+// NewVM creates a VM with guest RAM of memSize bytes at GPA 0.
+func NewVM(cfg Config, b Backend, p Platform, memSize uint64) (*VM, error) {
+	mem, err := NewMemory(p, memSize)
+	if err != nil {
+		return nil, fmt.Errorf("vmm: vm %s: %w", cfg.Name, err)
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = 10 * time.Millisecond
+	}
+	return &VM{
+		Config:   cfg,
+		Mem:      mem,
+		Bus:      bus.New(),
+		Inputs:   PassThrough{},
+		backend:  b,
+		platform: p,
+		kick:     make(chan struct{}, 1),
+	}, nil
+}
+
+// Close frees the VM's memory.
+func (vm *VM) Close() { vm.Mem.Free() }
+
+// Now is the VM clock in nanoseconds since the VM started (for devices).
+func (vm *VM) Now() uint64 {
+	if vm.start.IsZero() {
+		return 0
+	}
+	return uint64(time.Since(vm.start))
+}
+
+// SetClock starts the VM clock at now nanoseconds (a VM restored from a
+// snapshot continues the clock its devices were saved on).
+func (vm *VM) SetClock(now uint64) { vm.start = time.Now().Add(-time.Duration(now)) }
+
+// Kick wakes a halted vCPU (an interrupt line changed).
+func (vm *VM) Kick() {
+	select {
+	case vm.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Exit ends the VM from a device (exit port, power-off) with a status.
+func (vm *VM) Exit(status uint32) {
+	vm.mu.Lock()
+	if !vm.exited {
+		vm.exited, vm.exitStatus = true, status
+	}
+	vm.mu.Unlock()
+	vm.Kick()
+}
+
+// ExitStatus returns the status given to Exit and whether the guest exited.
+func (vm *VM) ExitStatus() (uint32, bool) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.exitStatus, vm.exited
+}
+
+// RunOptions adjust a run.
+type RunOptions struct {
+	// Setup is called with the new vCPU before the first entry (initial
+	// registers).
+	Setup func(VCPU) error
+	// Restore, if non-nil, is loaded into the vCPU instead of Setup.
+	Restore *State
+	// StopAfter stops the run after that many exits and returns the vCPU
+	// state in Snapshot (for save/restore); 0: run to the end.
+	StopAfter uint64
+}
+
+// Result of a run.
+type Result struct {
+	Snapshot *State
+	Exits    uint64
+}
+
+// Run runs the VM's single vCPU on host CPU cpu until the guest exits, the
+// VMM stops it, or StopAfter is reached. It locks the calling goroutine to a
+// thread pinned to cpu for the whole run.
+func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
+	var res Result
+	if err := vm.platform.Pin(cpu); err != nil {
+		return res, fmt.Errorf("vmm: vm %s: %w", vm.Name, err)
+	}
+	defer vm.platform.Unpin()
+	if err := vm.backend.EnableCPU(cpu); err != nil {
+		return res, fmt.Errorf("vmm: vm %s: %w", vm.Name, err)
+	}
+	_ = vm.platform.SetTick(int64(vm.Tick))
+	defer vm.platform.SetTick(0)
+	vc, err := vm.backend.NewVCPU(vm.Mem, cpu)
+	if err != nil {
+		return res, fmt.Errorf("vmm: vm %s: %w", vm.Name, err)
+	}
+	defer vc.Close()
+	vc.SetTSCOffset(vm.TSCOffset)
+	switch {
+	case opt.Restore != nil:
+		if err := vc.RestoreState(*opt.Restore); err != nil {
+			return res, fmt.Errorf("vmm: vm %s: restore: %w", vm.Name, err)
+		}
+	case opt.Setup != nil:
+		if err := opt.Setup(vc); err != nil {
+			return res, fmt.Errorf("vmm: vm %s: setup: %w", vm.Name, err)
+		}
+	}
+	if vm.start.IsZero() {
+		vm.start = time.Now()
+	}
+	r := &vcpuRun{vm: vm, cpu: vc, index: 0}
+	r.emu = emulate.New(r, r, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
+	err = r.loop(opt.StopAfter)
+	res.Exits = r.exits
+	if errors.Is(err, errSnapshot) {
+		st, serr := vc.SaveState()
+		if serr != nil {
+			return res, fmt.Errorf("vmm: vm %s: save: %w", vm.Name, serr)
+		}
+		res.Snapshot = &st
+		return res, nil
+	}
+	return res, err
+}
+
+var errSnapshot = errors.New("snapshot point reached")
+
+// vcpuRun is the state of one vCPU's loop. It also adapts the vCPU and the
+// VM's memory and bus to the instruction emulator.
+type vcpuRun struct {
+	vm      *VM
+	cpu     VCPU
+	index   int
+	emu     *emulate.Emulator
+	regs    Regs // valid during emulation
+	sregs   SRegs
+	exits   uint64
+	pending *Event
+}
+
+func (v *vcpuRun) hostTSC() uint64 { return v.vm.platform.TSC() }
+
+func (v *vcpuRun) stop(reason string, err error) error {
+	return &StopError{VM: v.vm.Name, Reason: reason, RIP: v.cpu.Regs().RIP, Err: err}
+}
+
+func (v *vcpuRun) loop(stopAfter uint64) error {
+	for {
+		if _, done := v.vm.ExitStatus(); done {
+			return ErrExited
+		}
+		if v.vm.Watchdog > 0 && time.Since(v.vm.start) > v.vm.Watchdog {
+			return v.stop(fmt.Sprintf("watchdog: still running after %v", v.vm.Watchdog), nil)
+		}
+		if stopAfter != 0 && v.exits >= stopAfter {
+			return errSnapshot
+		}
+		v.updateTimers()
+		v.deliverEvents()
+		ex, err := v.cpu.Run()
+		if err != nil {
+			return v.stop("entry failed: "+err.Error(), err)
+		}
+		v.exits++
+		if ex.Reason < numReasons {
+			v.vm.Stats[ex.Reason].Add(1)
+		}
+		if err := v.dispatch(ex); err != nil {
+			return err
+		}
+	}
+}
+
+func (v *vcpuRun) updateTimers() {
+	now := v.vm.Now()
+	for _, t := range v.vm.Timers {
+		if e, ok := t.NextEvent(); ok && e <= now {
+			t.Update()
+		}
+	}
+}
+
+func (v *vcpuRun) deliverEvents() {
+	if v.pending != nil {
+		v.cpu.Inject(*v.pending)
+		v.pending = nil
+		return
+	}
+	ic := v.vm.IC
+	if ic == nil || !ic.HasInterrupt() {
+		v.cpu.InterruptWindow(false)
+		return
+	}
+	if !v.cpu.CanInterrupt() {
+		v.cpu.InterruptWindow(true)
+		return
+	}
+	v.cpu.InterruptWindow(false)
+	ev := Event{Type: EventExternal, Vector: ic.Acknowledge()}
+	v.cpu.Inject(v.vm.Inputs.Interrupt(v.index, ev))
+}
+
+func (v *vcpuRun) inject(ev Event) { v.pending = &ev }
+
+func (v *vcpuRun) injectGP() { v.inject(Event{Type: EventException, Vector: 13, HasError: true}) }
+
+func (v *vcpuRun) dispatch(ex Exit) error {
+	switch ex.Reason {
+	case ExitIO:
+		return v.handleIO(ex)
+	case ExitMMIO:
+		return v.handleMMIO(ex)
+	case ExitCPUID:
+		r := v.cpu.Regs()
+		a, b, c, d := GuestCPUID(v.vm.platform.CPUID, v.index, uint32(r.RAX), uint32(r.RCX))
+		r.RAX, r.RBX, r.RCX, r.RDX = uint64(a), uint64(b), uint64(c), uint64(d)
+		v.cpu.SetRegs(r)
+		return v.skip(ex)
+	case ExitMSRRead:
+		r := v.cpu.Regs()
+		val, ok := v.readMSR(uint32(r.RCX))
+		if !ok {
+			v.injectGP()
+			return nil
+		}
+		r.RAX, r.RDX = val&0xFFFFFFFF, val>>32
+		v.cpu.SetRegs(r)
+		return v.skip(ex)
+	case ExitMSRWrite:
+		r := v.cpu.Regs()
+		if !v.writeMSR(uint32(r.RCX), r.RDX<<32|r.RAX&0xFFFFFFFF) {
+			v.injectGP()
+			return nil
+		}
+		return v.skip(ex)
+	case ExitRDTSC, ExitRDTSCP:
+		r := v.cpu.Regs()
+		t := v.vm.Inputs.TSC(v.hostTSC() + uint64(v.cpu.TSCOffset()))
+		r.RAX, r.RDX = t&0xFFFFFFFF, t>>32
+		if ex.Reason == ExitRDTSCP {
+			aux, _ := v.cpu.MSR(MSRTSCAux)
+			r.RCX = aux & 0xFFFFFFFF
+		}
+		v.cpu.SetRegs(r)
+		return v.skip(ex)
+	case ExitHLT:
+		if err := v.skip(ex); err != nil {
+			return err
+		}
+		return v.halt()
+	case ExitHypercall:
+		r := v.cpu.Regs()
+		if r.RAX == 0 {
+			r.RAX = 0
+		} else {
+			r.RAX = ^uint64(0) // unknown hypercall
+		}
+		v.cpu.SetRegs(r)
+		return v.skip(ex)
+	case ExitPause:
+		return v.skip(ex)
+	case ExitXSETBV:
+		r := v.cpu.Regs()
+		if r.RCX&0xFFFFFFFF != 0 || r.RAX&0xFFFFFFFF != 3 && r.RAX&0xFFFFFFFF != 1 {
+			v.injectGP()
+			return nil
+		}
+		return v.skip(ex)
+	case ExitVirtInstr, ExitInvalidOpcode:
+		v.inject(Event{Type: EventException, Vector: 6}) // #UD: not offered to guests
+		return nil
+	case ExitInterruptWindow, ExitExternalInterrupt, ExitNMI, ExitNone:
+		return nil
+	case ExitShutdown:
+		return v.stop("triple fault", nil)
+	case ExitInvalidState:
+		return v.stop("invalid state: "+ex.Detail, nil)
+	case ExitException:
+		return v.stop(fmt.Sprintf("unexpected intercepted exception %d", ex.Vector), nil)
+	}
+	return v.stop("unhandled exit "+ex.String(), nil)
+}
+
+// halt waits until an interrupt can be delivered, a device timer is due, or
+// the VM ends.
+func (v *vcpuRun) halt() error {
+	for {
+		if _, done := v.vm.ExitStatus(); done {
+			return nil
+		}
+		v.updateTimers()
+		if v.vm.IC != nil && v.vm.IC.HasInterrupt() {
+			return nil
+		}
+		if v.vm.Watchdog > 0 && time.Since(v.vm.start) > v.vm.Watchdog {
+			return v.stop(fmt.Sprintf("watchdog: halted for good after %v", v.vm.Watchdog), nil)
+		}
+		wait := 50 * time.Millisecond
+		now := v.vm.Now()
+		for _, t := range v.vm.Timers {
+			if e, ok := t.NextEvent(); ok {
+				if e <= now {
+					wait = 0
+				} else if d := time.Duration(e - now); d < wait {
+					wait = d
+				}
+			}
+		}
+		if wait == 0 {
+			continue
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-v.vm.kick:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// skip moves RIP past the instruction that exited.
+func (v *vcpuRun) skip(ex Exit) error {
+	r := v.cpu.Regs()
+	if ex.NextRIP != 0 {
+		r.RIP = ex.NextRIP
+		v.cpu.SetRegs(r)
+		return nil
+	}
+	n, err := v.instructionLength(r)
+	if err != nil {
+		return v.stop("cannot decode the exiting instruction: "+err.Error(), err)
+	}
+	r.RIP = v.ripAdd(r.RIP, uint64(n))
+	v.cpu.SetRegs(r)
+	return nil
+}
+
+func (v *vcpuRun) ripAdd(rip, n uint64) uint64 {
+	s := v.cpu.SRegs()
+	switch decodeMode(s) {
+	case 16:
+		return (rip + n) & 0xFFFF
+	case 32:
+		return (rip + n) & 0xFFFFFFFF
+	}
+	return rip + n
+}
+
+func decodeMode(s SRegs) int {
+	const lma, pe = 1 << 10, 1
+	switch {
+	case s.EFER&lma != 0 && s.CS.Attrib&(1<<9) != 0:
+		return 64
+	case s.CR0&pe != 0 && s.CS.Attrib&(1<<10) != 0:
+		return 32
+	}
+	return 16
+}
+
+// instructionLength decodes the instruction at CS:RIP (for exits without a
+// hardware-provided next RIP: SVM without NRIP save, as under QEMU TCG).
+func (v *vcpuRun) instructionLength(r Regs) (int, error) {
+	s := v.cpu.SRegs()
+	var buf [15]byte
+	la := s.CS.Base + r.RIP
+	w := pagewalk.Walker{Mem: v.vm.Mem, PhysAddrBits: 48, Vendor: pagewalk.VendorAMD}
+	st := &pagewalk.State{CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER, RFLAGS: r.RFLAGS, CPL: s.CPL}
+	n := 0
+	for n < len(buf) {
+		tr, err := w.Translate(st, la+uint64(n), pagewalk.AccessFetch)
+		if err != nil {
+			if n > 0 {
+				break
+			}
+			return 0, err
+		}
+		chunk := min(len(buf)-n, int(4096-(tr.GPA&4095)))
+		if err := v.vm.Mem.ReadPhys(tr.GPA, buf[n:n+chunk]); err != nil {
+			if n > 0 {
+				break
+			}
+			return 0, err
+		}
+		n += chunk
+	}
+	inst, err := x86asm.Decode(buf[:n], decodeMode(s))
+	if err != nil {
+		return 0, err
+	}
+	return inst.Len, nil
+}
+
+func (v *vcpuRun) handleIO(ex Exit) error {
+	io := ex.IO
+	if io.String {
+		return v.emulate(func() (emulate.Result, error) { return v.emu.PortIO() })
+	}
+	r := v.cpu.Regs()
+	if io.In {
+		val, _ := v.In(io.Port, io.Size)
+		switch io.Size {
+		case 1:
+			r.RAX = r.RAX&^0xFF | uint64(val&0xFF)
+		case 2:
+			r.RAX = r.RAX&^0xFFFF | uint64(val&0xFFFF)
+		default:
+			r.RAX = uint64(val) // a 32-bit register write zero-extends
+		}
+		v.cpu.SetRegs(r)
+	} else if err := v.Out(io.Port, io.Size, uint32(r.RAX)); err != nil {
+		return v.stop("port write failed: "+err.Error(), err)
+	}
+	return v.skip(ex)
+}
+
+func (v *vcpuRun) handleMMIO(ex Exit) error {
+	if v.vm.Mem.IsRAM(ex.GPA) {
+		return v.stop(fmt.Sprintf("nested page fault on guest RAM at gpa=%#x", ex.GPA), nil)
+	}
+	if !v.isMMIO(ex.GPA) {
+		return v.stop(fmt.Sprintf("access outside guest memory at gpa=%#x", ex.GPA), ErrOutsideMemory)
+	}
+	return v.emulate(func() (emulate.Result, error) { return v.emu.MMIO(ex.GPA) })
+}
+
+func (v *vcpuRun) isMMIO(gpa uint64) bool {
+	for _, r := range v.vm.Bus.MMIORanges() {
+		if gpa >= r.Base && gpa-r.Base < r.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// emulate runs the instruction emulator with the vCPU's registers loaded.
+func (v *vcpuRun) emulate(f func() (emulate.Result, error)) error {
+	v.regs, v.sregs = v.cpu.Regs(), v.cpu.SRegs()
+	res, err := f()
+	if err != nil {
+		if errors.Is(err, ErrOutsideMemory) {
+			return v.stop("access outside guest memory: "+err.Error(), err)
+		}
+		return v.stop("instruction emulation: "+err.Error(), err)
+	}
+	v.cpu.SetRegs(v.regs)
+	if res.Raised {
+		e := res.Exception
+		ev := Event{Type: EventException, Vector: e.Vector, ErrCode: e.ErrorCode, HasError: e.HasErrorCode}
+		if e.Vector == 14 {
+			s := v.cpu.SRegs()
+			s.CR2 = e.CR2
+			v.cpu.SetSRegs(s)
+		}
+		v.inject(ev)
+	}
+	return nil
+}
+
+// emulate.CPU, over the registers loaded for one emulation.
+
+func (v *vcpuRun) GPR(i int) uint64       { return v.regs.GPR(i) }
+func (v *vcpuRun) SetGPR(i int, x uint64) { v.regs.SetGPR(i, x) }
+func (v *vcpuRun) RIP() uint64            { return v.regs.RIP }
+func (v *vcpuRun) SetRIP(x uint64)        { v.regs.RIP = x }
+func (v *vcpuRun) RFLAGS() uint64         { return v.regs.RFLAGS }
+func (v *vcpuRun) SetRFLAGS(x uint64)     { v.regs.RFLAGS = x }
+func (v *vcpuRun) CR0() uint64            { return v.sregs.CR0 }
+func (v *vcpuRun) CR3() uint64            { return v.sregs.CR3 }
+func (v *vcpuRun) CR4() uint64            { return v.sregs.CR4 }
+func (v *vcpuRun) EFER() uint64           { return v.sregs.EFER }
+
+func (v *vcpuRun) Segment(s emulate.SegReg) emulate.Segment {
+	var seg Segment
+	switch s {
+	case emulate.ES:
+		seg = v.sregs.ES
+	case emulate.CS:
+		seg = v.sregs.CS
+	case emulate.SS:
+		seg = v.sregs.SS
+	case emulate.DS:
+		seg = v.sregs.DS
+	case emulate.FS:
+		seg = v.sregs.FS
+	case emulate.GS:
+		seg = v.sregs.GS
+	}
+	return emulate.Segment{Selector: seg.Selector, Base: seg.Base, Limit: seg.Limit, Attr: seg.Attrib}
+}
+
+// emulate.Bus, over guest memory and the device bus, with every read
+// passing through the Inputs hook.
+
+func (v *vcpuRun) ReadPhys(gpa uint64, p []byte) error  { return v.vm.Mem.ReadPhys(gpa, p) }
+func (v *vcpuRun) WritePhys(gpa uint64, p []byte) error { return v.vm.Mem.WritePhys(gpa, p) }
+
+func (v *vcpuRun) ReadMMIO(gpa uint64, size int) (uint64, error) {
+	var b [8]byte
+	if size < 1 || size > 8 {
+		return 0, fmt.Errorf("vmm: mmio read size %d", size)
+	}
+	if err := v.vm.Bus.ReadMMIO(gpa, b[:size]); err != nil {
+		return 0, err
+	}
+	var val uint64
+	for i := size - 1; i >= 0; i-- {
+		val = val<<8 | uint64(b[i])
+	}
+	return v.vm.Inputs.MMIORead(gpa, size, val), nil
+}
+
+func (v *vcpuRun) WriteMMIO(gpa uint64, size int, val uint64) error {
+	var b [8]byte
+	if size < 1 || size > 8 {
+		return fmt.Errorf("vmm: mmio write size %d", size)
+	}
+	for i := 0; i < size; i++ {
+		b[i] = byte(val >> (8 * i))
+	}
+	return v.vm.Bus.WriteMMIO(gpa, b[:size])
+}
+
+func (v *vcpuRun) In(port uint16, size int) (uint32, error) {
+	var b [4]byte
+	if size != 1 && size != 2 && size != 4 {
+		return 0, fmt.Errorf("vmm: port read size %d", size)
+	}
+	if err := v.vm.Bus.ReadPort(port, b[:size]); err != nil {
+		return 0, err
+	}
+	val := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+	return v.vm.Inputs.PortRead(port, size, val), nil
+}
+
+func (v *vcpuRun) Out(port uint16, size int, val uint32) error {
+	var b [4]byte
+	if size != 1 && size != 2 && size != 4 {
+		return fmt.Errorf("vmm: port write size %d", size)
+	}
+	for i := 0; i < size; i++ {
+		b[i] = byte(val >> (8 * i))
+	}
+	return v.vm.Bus.WritePort(port, b[:size])
+}
