@@ -3,6 +3,7 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,7 @@ type Platform interface {
 	SetTick(ns int64) error
 	CPUID(leaf, sub uint32) (a, b, c, d uint32)
 	TSC() uint64
+	TSCHz() uint64
 }
 
 // StopError says why the VMM stopped a VM.
@@ -99,7 +101,9 @@ type VM struct {
 
 	backend  Backend
 	platform Platform
-	start    time.Time
+	started  bool
+	tsc0     uint64 // host TSC at VM clock zero
+	tscHz    uint64
 	kick     chan struct{}
 
 	mu         sync.Mutex
@@ -134,16 +138,39 @@ func NewVM(cfg Config, b Backend, p Platform, memSize uint64) (*VM, error) {
 func (vm *VM) Close() { vm.Mem.Free() }
 
 // Now is the VM clock in nanoseconds since the VM started (for devices).
+// It runs on the host TSC: reading it costs no system call, which matters
+// because the vCPU loop reads it on every exit.
 func (vm *VM) Now() uint64 {
-	if vm.start.IsZero() {
+	if !vm.started || vm.tscHz == 0 {
 		return 0
 	}
-	return uint64(time.Since(vm.start))
+	d := vm.platform.TSC() - vm.tsc0
+	hi, lo := bits.Mul64(d, 1e9)
+	if hi >= vm.tscHz {
+		return ^uint64(0)
+	}
+	ns, _ := bits.Div64(hi, lo, vm.tscHz)
+	return ns
 }
+
+func (vm *VM) startClock(at uint64) {
+	vm.tscHz = vm.platform.TSCHz()
+	vm.tsc0 = vm.platform.TSC()
+	if vm.tscHz != 0 {
+		hi, lo := bits.Mul64(at, vm.tscHz)
+		if hi < 1e9 {
+			ticks, _ := bits.Div64(hi, lo, 1e9)
+			vm.tsc0 -= ticks
+		}
+	}
+	vm.started = true
+}
+
+func (vm *VM) elapsed() time.Duration { return time.Duration(vm.Now()) }
 
 // SetClock starts the VM clock at now nanoseconds (a VM restored from a
 // snapshot continues the clock its devices were saved on).
-func (vm *VM) SetClock(now uint64) { vm.start = time.Now().Add(-time.Duration(now)) }
+func (vm *VM) SetClock(now uint64) { vm.startClock(now) }
 
 // Kick wakes a halted vCPU (an interrupt line changed).
 func (vm *VM) Kick() {
@@ -218,8 +245,8 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 			return res, fmt.Errorf("vmm: vm %s: setup: %w", vm.Name, err)
 		}
 	}
-	if vm.start.IsZero() {
-		vm.start = time.Now()
+	if !vm.started {
+		vm.startClock(0)
 	}
 	r := &vcpuRun{vm: vm, cpu: vc, index: 0}
 	r.emu = emulate.New(r, r, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
@@ -262,7 +289,7 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 		if _, done := v.vm.ExitStatus(); done {
 			return ErrExited
 		}
-		if v.vm.Watchdog > 0 && time.Since(v.vm.start) > v.vm.Watchdog {
+		if v.vm.Watchdog > 0 && v.vm.elapsed() > v.vm.Watchdog {
 			return v.stop(fmt.Sprintf("watchdog: still running after %v", v.vm.Watchdog), nil)
 		}
 		if stopAfter != 0 && v.exits >= stopAfter {
@@ -405,7 +432,7 @@ func (v *vcpuRun) halt() error {
 		if v.vm.IC != nil && v.vm.IC.HasInterrupt() {
 			return nil
 		}
-		if v.vm.Watchdog > 0 && time.Since(v.vm.start) > v.vm.Watchdog {
+		if v.vm.Watchdog > 0 && v.vm.elapsed() > v.vm.Watchdog {
 			return v.stop(fmt.Sprintf("watchdog: halted for good after %v", v.vm.Watchdog), nil)
 		}
 		wait := 50 * time.Millisecond
@@ -439,7 +466,7 @@ func (v *vcpuRun) skip(ex Exit) error {
 		v.cpu.SetRegs(r)
 		return nil
 	}
-	n, err := v.instructionLength(r)
+	n, err := v.instructionLength(r, ex.Reason)
 	if err != nil {
 		return v.stop("cannot decode the exiting instruction: "+err.Error(), err)
 	}
@@ -472,7 +499,10 @@ func decodeMode(s SRegs) int {
 
 // instructionLength decodes the instruction at CS:RIP (for exits without a
 // hardware-provided next RIP: SVM without NRIP save, as under QEMU TCG).
-func (v *vcpuRun) instructionLength(r Regs) (int, error) {
+// The instructions that cause these exits have fixed opcodes, so those are
+// matched directly after any legacy prefixes; anything else goes through
+// the full decoder.
+func (v *vcpuRun) instructionLength(r Regs, reason Reason) (int, error) {
 	s := v.cpu.SRegs()
 	var buf [15]byte
 	la := s.CS.Base + r.RIP
@@ -496,11 +526,54 @@ func (v *vcpuRun) instructionLength(r Regs) (int, error) {
 		}
 		n += chunk
 	}
+	if l, ok := fixedLength(buf[:n], reason, decodeMode(s)); ok {
+		return l, nil
+	}
 	inst, err := x86asm.Decode(buf[:n], decodeMode(s))
 	if err != nil {
 		return 0, err
 	}
 	return inst.Len, nil
+}
+
+// exitOpcodes are the opcode bytes of the instructions behind each
+// instruction-intercept exit (Intel SDM vol. 2 opcode map, AMD APM vol. 3).
+var exitOpcodes = map[Reason][][]byte{
+	ExitCPUID:     {{0x0F, 0xA2}},
+	ExitHLT:       {{0xF4}},
+	ExitMSRRead:   {{0x0F, 0x32}},
+	ExitMSRWrite:  {{0x0F, 0x30}},
+	ExitRDTSC:     {{0x0F, 0x31}},
+	ExitRDTSCP:    {{0x0F, 0x01, 0xF9}},
+	ExitHypercall: {{0x0F, 0x01, 0xD9}, {0x0F, 0x01, 0xC1}}, // VMMCALL, VMCALL
+	ExitPause:     {{0xF3, 0x90}},
+	ExitXSETBV:    {{0x0F, 0x01, 0xD1}},
+}
+
+// fixedLength returns the length of b's instruction when, after legacy
+// prefixes (and a REX prefix in 64-bit mode), it is the expected opcode for
+// reason.
+func fixedLength(b []byte, reason Reason, mode int) (int, bool) {
+	i := 0
+	if reason != ExitPause { // PAUSE's F3 is part of its opcode
+		for i < len(b) && i < 14 {
+			switch b[i] {
+			case 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3:
+				i++
+				continue
+			}
+			break
+		}
+		if mode == 64 && i < len(b) && b[i]&0xF0 == 0x40 {
+			i++
+		}
+	}
+	for _, op := range exitOpcodes[reason] {
+		if len(b)-i >= len(op) && string(b[i:i+len(op)]) == string(op) {
+			return i + len(op), true
+		}
+	}
+	return 0, false
 }
 
 func (v *vcpuRun) handleIO(ex Exit) error {

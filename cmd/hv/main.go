@@ -30,6 +30,8 @@ func main() {
 	}
 	if opts.Bench {
 		selftest.Bench(os.Stdout)
+		benchExits(os.Stdout)
+		fmt.Println("bench: done")
 	}
 	if len(opts.Guests) > 0 {
 		if runGuests(opts.Guests) != 0 {

@@ -18,6 +18,7 @@ func (platform) Bytes(pa, n uint64) []byte                   { return boot.Phys(
 func (platform) SetTick(ns int64) error                      { return boot.SetTick(ns) }
 func (platform) CPUID(leaf, sub uint32) (a, b, c, d uint32)  { return boot.CPUID(leaf, sub) }
 func (platform) TSC() uint64                                 { return boot.TSC() }
+func (platform) TSCHz() uint64                               { return boot.CPUInfo().TSCHz }
 
 func setAffinity(mask []byte) error {
 	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, uintptr(len(mask)), uintptr(unsafe.Pointer(&mask[0])))

@@ -1,0 +1,43 @@
+package vmm
+
+import "testing"
+
+func TestFixedLength(t *testing.T) {
+	tests := []struct {
+		b      []byte
+		reason Reason
+		mode   int
+		want   int
+		ok     bool
+	}{
+		{[]byte{0x0F, 0xA2, 0x90}, ExitCPUID, 16, 2, true},
+		{[]byte{0x66, 0x0F, 0xA2}, ExitCPUID, 32, 3, true},
+		{[]byte{0x48, 0x0F, 0xA2}, ExitCPUID, 64, 3, true},
+		{[]byte{0x48, 0x0F, 0xA2}, ExitCPUID, 32, 0, false}, // 0x48 is DEC EAX there
+		{[]byte{0xF4}, ExitHLT, 64, 1, true},
+		{[]byte{0x0F, 0x01, 0xD9}, ExitHypercall, 64, 3, true},
+		{[]byte{0x0F, 0x01, 0xC1}, ExitHypercall, 64, 3, true},
+		{[]byte{0xF3, 0x90}, ExitPause, 32, 2, true},
+		{[]byte{0x0F, 0x30}, ExitMSRRead, 64, 0, false}, // WRMSR is not RDMSR
+		{[]byte{0x0F, 0x01, 0xF9}, ExitRDTSCP, 64, 3, true},
+		{[]byte{}, ExitCPUID, 64, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := fixedLength(tt.b, tt.reason, tt.mode)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("fixedLength(% x, %v, %d) = %d, %v; want %d, %v", tt.b, tt.reason, tt.mode, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestDecodeMode(t *testing.T) {
+	if m := decodeMode(SRegs{}); m != 16 {
+		t.Errorf("real mode decodes as %d", m)
+	}
+	if m := decodeMode(SRegs{CR0: 1, CS: Segment{Attrib: 1 << 10}}); m != 32 {
+		t.Errorf("32-bit protected mode decodes as %d", m)
+	}
+	if m := decodeMode(SRegs{CR0: 1 | 1<<31, EFER: 1<<10 | 1<<8, CS: Segment{Attrib: 1 << 9}}); m != 64 {
+		t.Errorf("long mode decodes as %d", m)
+	}
+}
