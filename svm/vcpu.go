@@ -143,7 +143,7 @@ func (v *VCPU) reset() {
 func (v *VCPU) initFPU() {
 	fx := v.fx()
 	clear(fx)
-	fx[0], fx[1] = 0x7F, 0x03 // FCW
+	fx[0], fx[1] = 0x7F, 0x03   // FCW
 	fx[24], fx[25] = 0x80, 0x1F // MXCSR 0x1F80
 }
 
