@@ -97,8 +97,29 @@ func (m *Memory) Slice(gpa, n uint64) ([]byte, error) {
 	return m.host.Bytes(r.HPA+gpa-r.GPA, n), nil
 }
 
-// ReadPhys copies guest memory at gpa into p.
+// covered reports whether [gpa, gpa+n) is all RAM (possibly across
+// adjacent regions).
+func (m *Memory) covered(gpa, n uint64) bool {
+	if gpa+n < gpa {
+		return false
+	}
+	for n > 0 {
+		r, ok := m.find(gpa)
+		if !ok {
+			return false
+		}
+		k := min(n, r.GPA+r.Size-gpa)
+		gpa, n = gpa+k, n-k
+	}
+	return true
+}
+
+// ReadPhys copies guest memory at gpa into p; it fails without copying
+// anything if any byte lies outside RAM.
 func (m *Memory) ReadPhys(gpa uint64, p []byte) error {
+	if !m.covered(gpa, uint64(len(p))) {
+		return fmt.Errorf("vmm: read guest-physical %#x+%#x: %w", gpa, len(p), ErrOutsideMemory)
+	}
 	for len(p) > 0 {
 		r, ok := m.find(gpa)
 		if !ok {
@@ -111,8 +132,12 @@ func (m *Memory) ReadPhys(gpa uint64, p []byte) error {
 	return nil
 }
 
-// WritePhys copies p into guest memory at gpa.
+// WritePhys copies p into guest memory at gpa; it fails without writing
+// anything if any byte lies outside RAM.
 func (m *Memory) WritePhys(gpa uint64, p []byte) error {
+	if !m.covered(gpa, uint64(len(p))) {
+		return fmt.Errorf("vmm: write guest-physical %#x+%#x: %w", gpa, len(p), ErrOutsideMemory)
+	}
 	for len(p) > 0 {
 		r, ok := m.find(gpa)
 		if !ok {

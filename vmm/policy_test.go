@@ -1,0 +1,169 @@
+package vmm
+
+import (
+	"errors"
+	"testing"
+)
+
+func fakeHostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
+	switch leaf {
+	case 1:
+		return 0x00800F12, 0x05000800, 0xFFFFFFFF &^ (1 << 31), 0xFFFFFFFF
+	case 7:
+		return 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
+	case 0x80000001:
+		return 0, 0, 0xFFFFFFFF, 0xFFFFFFFF
+	case 0x8000000A:
+		return 1, 0x8000, 0, 0xFFFF
+	}
+	return leaf, sub, 0x1234, 0x5678
+}
+
+func TestGuestCPUID(t *testing.T) {
+	a, b, c, d := GuestCPUID(fakeHostCPUID, 0, LeafHypervisor, 0)
+	sig := string([]byte{byte(b), byte(b >> 8), byte(b >> 16), byte(b >> 24), byte(c), byte(c >> 8), byte(c >> 16), byte(c >> 24), byte(d), byte(d >> 8), byte(d >> 16), byte(d >> 24)})
+	if a != LeafHypervisorMax || sig != HypervisorSignature {
+		t.Errorf("leaf 0x40000000 = %#x %q, want %#x %q", a, sig, LeafHypervisorMax, HypervisorSignature)
+	}
+	_, b, c, _ = GuestCPUID(fakeHostCPUID, 3, 1, 0)
+	if c&(1<<5) != 0 {
+		t.Error("VMX visible to guests")
+	}
+	if c&(1<<31) == 0 {
+		t.Error("hypervisor bit clear")
+	}
+	if c&(1<<26|1<<27|1<<28) != 0 {
+		t.Error("XSAVE/AVX visible although the VMM does not switch extended state")
+	}
+	if b>>24 != 3 {
+		t.Errorf("initial APIC ID %d, want the vCPU index 3", b>>24)
+	}
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<2) != 0 {
+		t.Error("SVM visible to guests")
+	}
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000000A, 0); a|b|c|d != 0 {
+		t.Error("SVM feature leaf not empty")
+	}
+	if a, _, _, _ = GuestCPUID(fakeHostCPUID, 0, 0x40000001, 0); a != 0 {
+		t.Error("reserved hypervisor leaf not zero")
+	}
+	if a, b, _, _ = GuestCPUID(fakeHostCPUID, 0, 2, 5); a != 2 || b != 5 {
+		t.Error("other leaves must pass through")
+	}
+}
+
+// fakeVCPU keeps MSRs like a backend would.
+type fakeVCPU struct {
+	VCPU
+	msrs map[uint32]uint64
+	off  int64
+}
+
+func (f *fakeVCPU) MSR(m uint32) (uint64, bool) {
+	v, ok := f.msrs[m]
+	return v, ok
+}
+
+func (f *fakeVCPU) SetMSR(m uint32, v uint64) bool {
+	if _, ok := f.msrs[m]; !ok {
+		return false
+	}
+	f.msrs[m] = v
+	return true
+}
+func (f *fakeVCPU) TSCOffset() int64       { return f.off }
+func (f *fakeVCPU) SetTSCOffset(off int64) { f.off = off }
+
+type fakePlatform struct{ Platform }
+
+func (fakePlatform) TSC() uint64 { return 1000 }
+
+func TestMSRPolicy(t *testing.T) {
+	cpu := &fakeVCPU{msrs: map[uint32]uint64{MSREFER: 0, MSRPAT: 0x0007040600070406, MSRLSTAR: 0}}
+	v := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: cpu}
+	if _, ok := v.readMSR(0x12345678); ok {
+		t.Error("unknown MSR readable")
+	}
+	if v.writeMSR(0xC0011234, 1) {
+		t.Error("unknown MSR writable")
+	}
+	if !v.writeMSR(MSRPAT, 0x0606060606060606) {
+		t.Error("valid PAT refused")
+	}
+	if v.writeMSR(MSRPAT, 0x0202020202020202) {
+		t.Error("PAT with reserved memory type 2 accepted")
+	}
+	if v.writeMSR(MSREFER, 1<<12) {
+		t.Error("guest set EFER.SVME")
+	}
+	if !v.writeMSR(MSREFER, 1<<8|1) {
+		t.Error("EFER.LME|SCE refused")
+	}
+	if v.writeMSR(MSRLSTAR, 0x0000800000000000) {
+		t.Error("non-canonical LSTAR accepted")
+	}
+	if !v.writeMSR(MSRTSC, 5000) || cpu.off != 4000 {
+		t.Errorf("TSC write gave offset %d, want 4000", cpu.off)
+	}
+	if got, _ := v.readMSR(MSRTSC); got != 5000 {
+		t.Errorf("TSC reads %d after writing 5000", got)
+	}
+	if got, ok := v.readMSR(MSRAPICBase); !ok || got != APICBaseDefault {
+		t.Errorf("APIC base %#x", got)
+	}
+	if v.writeMSR(MSRAPICBase, 0xFEC00000|1<<11) {
+		t.Error("APIC relocation accepted")
+	}
+}
+
+// fakeHost hands out frames from a Go slice.
+type fakeHost struct {
+	mem  []byte
+	next uint64
+	fail bool
+}
+
+func (h *fakeHost) AllocFrames(n, align uint64) (uint64, error) {
+	if h.fail {
+		return 0, errors.New("no memory")
+	}
+	a := align * 4096
+	pa := (h.next + a - 1) / a * a
+	if pa+n*4096 > uint64(len(h.mem)) {
+		return 0, errors.New("out of fake memory")
+	}
+	h.next = pa + n*4096
+	return pa, nil
+}
+func (h *fakeHost) FreeFrames(pa, n uint64) error { return nil }
+func (h *fakeHost) Bytes(pa, n uint64) []byte    { return h.mem[pa : pa+n] }
+
+func TestMemory(t *testing.T) {
+	h := &fakeHost{mem: make([]byte, 16<<20)}
+	if _, err := NewMemory(h, 3<<20); err == nil {
+		t.Error("RAM size that is not a multiple of 2 MiB accepted")
+	}
+	m, err := NewMemory(h, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Size() != 4<<20 || !m.IsRAM(0) || !m.IsRAM(4<<20-1) || m.IsRAM(4<<20) {
+		t.Errorf("RAM regions %+v", m.Regions())
+	}
+	if err := m.WritePhys(4<<20-2, []byte{1, 2}); err != nil {
+		t.Error(err)
+	}
+	if err := m.WritePhys(4<<20-1, []byte{1, 2}); !errors.Is(err, ErrOutsideMemory) {
+		t.Errorf("write across the end: %v", err)
+	}
+	var b [2]byte
+	if err := m.ReadPhys(4<<20-2, b[:]); err != nil || b != [2]byte{1, 2} {
+		t.Errorf("read back %v, %v", b, err)
+	}
+	if _, err := m.Slice(1<<40, 1); !errors.Is(err, ErrOutsideMemory) {
+		t.Errorf("slice far outside: %v", err)
+	}
+	if _, err := m.Slice(^uint64(0), 2); !errors.Is(err, ErrOutsideMemory) {
+		t.Errorf("wrapping slice: %v", err)
+	}
+}
