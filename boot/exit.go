@@ -28,6 +28,11 @@ func exitGroup(status int) {
 
 func platformExit(status int) {
 	cli()
+	// Let the UART drain (LSR bit 6, transmitter empty): the exit ports end
+	// the emulator at once, and Bochs drops bytes still in the FIFO.
+	for i := 0; i < 1000000 && inb(com1+uartLSR)&0x40 == 0; i++ {
+		pause()
+	}
 	outl(qemuExitPort, uint32(status))
 	const shutdown = "Shutdown"
 	for i := 0; i < len(shutdown); i++ {

@@ -5,6 +5,7 @@ import (
 
 	"hv/boot/acpi"
 	"hv/boot/bootinfo"
+	"hv/boot/pmem"
 )
 
 // physMem is the boot-time view of physical memory for the parsers: the
@@ -110,32 +111,35 @@ func probeCPU() {
 	}
 }
 
+// initFrames hands the usable RAM of the loader's memory map to the frame
+// allocator, minus the kernel image (loaded at 2 MiB) and everything the boot
+// information occupies, modules included.
 func initFrames() {
-	for i := range frameBitmap {
-		frameBitmap[i] = ^uint64(0)
-	}
+	var usable [bootinfo.MaxMemRanges]pmem.Range
+	nu := 0
 	for _, r := range bootInfo.MemoryMap() {
-		if r.Type != bootinfo.MemAvailable {
-			continue
-		}
-		frameFreeRange(r.Start, r.End-r.Start)
-		if r.End > physTop {
-			physTop = r.End
+		if r.Type == bootinfo.MemAvailable {
+			usable[nu] = pmem.Range{Start: r.Start, End: r.End}
+			nu++
 		}
 	}
-	if physTop > maxPhys {
-		physTop = maxPhys
-	}
-	frameReserveRange(0, 1<<20) // real-mode area, BIOS data, AP trampoline
-	frameReserveRange(0x200000, addrOfEnd()-0x200000)
+	var reserved [1 + bootinfo.MaxOccupied + bootinfo.MaxModules]pmem.Range
+	reserved[0] = pmem.Range{Start: 0x200000, End: addrOfEnd()}
+	nr := 1
 	for _, r := range bootInfo.Occupied() {
-		frameReserveRange(r.Start, r.End-r.Start)
+		reserved[nr] = pmem.Range{Start: r.Start, End: r.End}
+		nr++
 	}
 	for _, m := range bootInfo.ModuleList() {
-		frameReserveRange(m.Start, m.End-m.Start)
+		reserved[nr] = pmem.Range{Start: m.Start, End: m.End}
+		nr++
+	}
+	if err := initMemory(usable[:nu], reserved[:nr]); err != nil {
+		var l line
+		l.s("hv: error: physical memory: ").s(err.Error()).print()
+		platformExit(1)
 	}
 	usableBytes = framesFree * pageSize
-	frameNext = (4 << 20) / pageSize
 }
 
 // readACPI finds the MADT (CPUs) and the FADT (power-off). Absence is not
@@ -261,8 +265,13 @@ func makeMainThread() *thread {
 	sp -= 16
 	random := sp
 	for i := uint64(0); i < 16; i += 8 {
-		v, ok := rdrand64()
+		v, ok := uint64(0), false
+		if cpuHasRDRAND {
+			v, ok = rdrand64()
+		}
 		if !ok {
+			// No DRNG: the runtime only seeds its hash functions from
+			// AT_RANDOM, so TSC jitter is an acceptable stand-in.
 			v = rdtsc() * 0x9E3779B97F4A7C15
 		}
 		le64put(physBytes(random+i, 8), v)

@@ -1,202 +1,156 @@
 package boot
 
-import "unsafe"
+import (
+	"unsafe"
 
-// Memory management for the platform and the Go runtime.
+	"hv/boot/pagetable"
+	"hv/boot/pmem"
+	"hv/boot/vaspace"
+)
+
+// Memory management for the platform and the Go runtime. The work is done by
+// three packages: pmem hands out physical frames, pagetable edits the host
+// page tables and vaspace keeps the books of the runtime's mmap space. This
+// file owns their state and applies the platform's rules on top.
 //
-// Physical memory is identity-mapped (VA = PA) for all RAM and the local
-// APIC/IOAPIC pages, except page 0, which stays unmapped so that a nil
-// dereference faults. The Go runtime's mmap regions live elsewhere in the
-// lower half (it asks for 0xc000000000 and up; regions without a hint go at
-// mmapFloor and up), backed eagerly by zeroed 4 KiB frames when mapped
-// read-write and not backed at all while PROT_NONE. Mappings never change from
-// one frame to another: munmap and PROT_NONE keep the backing for reuse, so
-// no other CPU can hold a stale translation and no TLB shootdown is needed.
+// Physical memory is identity-mapped (VA = PA) for all RAM and the whole low
+// 4 GiB (firmware tables, the local APIC and IOAPIC pages), except page 0,
+// which stays unmapped so that a nil dereference faults. The Go runtime's
+// mmap regions live elsewhere in the lower half (it asks for 0xc000000000 and
+// up; regions without a usable hint go at mmapFloor and up), backed eagerly by
+// zeroed 4 KiB frames when mapped read-write and not backed at all while
+// PROT_NONE. Mappings never change from one frame to another: munmap and
+// PROT_NONE keep the backing in the page tables, and a later mmap of the range
+// reuses and re-zeroes it, so no other CPU can hold a stale translation and no
+// TLB shootdown is needed. Nothing here ever removes or narrows a present
+// translation; it only fills in entries that were not present.
+//
+// Kernel context: the state kept in globals is pointer-free (pmem.Allocator,
+// vaspace.Space, the root's physical address). pagetable.Table handles are
+// built on the stack for each operation, over the zero-size physMem and
+// hostFrames, so that nothing escapes to the heap (TestMMNoHeap checks).
+// Everything runs on the boot CPU before the others start, or under the big
+// kernel lock.
 
 const (
 	pageSize  = 4096
 	mmapFloor = 0x7f0000000000
 
-	ptePresent = 1 << 0
-	pteWrite   = 1 << 1
-	ptePWT     = 1 << 3
-	ptePCD     = 1 << 4
-	ptePS      = 1 << 7
-	pteGlobal  = 1 << 8
-	pteNX      = 1 << 63
-	pteAddr    = 0x000FFFFFFFFFF000
+	// identityMin is the least the identity map covers: the whole low 4 GiB,
+	// where the firmware's tables and the MMIO ranges live, whatever the RAM.
+	identityMin = 4 << 30
+	// uncachedBase starts the 32 MiB below 4 GiB that hold the IOAPIC
+	// (FEC00000H) and the local APIC (FEE00000H, Intel SDM vol. 3A §11.4.1)
+	// registers; they are mapped uncached (PCD|PWT, SDM vol. 3A §4.9.2).
+	uncachedBase = 0xFE000000
 
-	maxRegions = 1024
+	// cpuidPage1GB is CPUID.80000001H:EDX.Page1GB[bit 26]: 1 GiB pages are
+	// available (SDM vol. 3A §4.1.4).
+	cpuidPage1GB = 1 << 26
+
+	// Linux mmap(2) ABI values (include/uapi/asm-generic/mman-common.h).
+	protRead          = 1
+	protWrite         = 2
+	mapFixed          = 0x10
+	mapAnon           = 0x20
+	mapFixedNoReplace = 0x100000
+
+	// errnoEEXIST and errnoENODEV are the Linux errno values mmap returns
+	// for an occupied MAP_FIXED_NOREPLACE range and for file mappings.
+	errnoEEXIST = 17
+	errnoENODEV = 19
 )
-
-// Frame allocator: a bitmap over physical memory up to maxPhys, one bit per
-// 4 KiB frame, set = in use. 1 MiB of bitmap covers 32 GiB.
-const maxPhys = 32 << 30
 
 var (
-	frameBitmap [maxPhys / pageSize / 64]uint64
-	frameNext   uint64 // next-fit cursor (frame number)
-	frameTop    uint64 // one past the highest usable frame
+	frameAlloc pmem.Allocator
+	// framesFree mirrors frameAlloc.FreeFrames() after every operation, for
+	// the readers in other files.
 	framesFree  uint64
-	framesTotal uint64
-	physTop     uint64 // highest RAM address + 1 (identity-mapped)
-	kernelCR3   uint64
+	frameTop    uint64 // one past the highest usable frame (a frame number)
+	physTop     uint64 // highest usable RAM address + 1 (identity-mapped)
+	kernelCR3   uint64 // root of the host page tables; 0 while on the entry's tables
+	nxSupported bool   // CPUID says NX; loadCPU sets EFER.NXE to match
+
+	mmapSpace vaspace.Space
+	// mmapChanges receives vaspace's change lists. The platform does not need
+	// them (backing stays with the address range), but vaspace refuses an
+	// operation whose list does not fit; an operation over k regions changes
+	// at most 2k+1 pieces.
+	mmapChanges [2*vaspace.MaxRegions + 1]vaspace.Change
 )
 
-func frameUsed(n uint64) bool { return frameBitmap[n/64]&(1<<(n%64)) != 0 }
-
-func frameMark(n uint64, used bool) {
-	if used {
-		frameBitmap[n/64] |= 1 << (n % 64)
-	} else {
-		frameBitmap[n/64] &^= 1 << (n % 64)
-	}
-}
-
-// frameInitRange marks [base, base+size) free (usable RAM).
-func frameFreeRange(base, size uint64) {
-	start := (base + pageSize - 1) / pageSize
-	end := (base + size) / pageSize
-	if end > maxPhys/pageSize {
-		end = maxPhys / pageSize
-	}
-	for n := start; n < end; n++ {
-		if frameUsed(n) {
-			frameMark(n, false)
-			framesFree++
-			framesTotal++
-		}
-	}
-	if end > frameTop {
-		frameTop = end
-	}
-}
-
-// frameReserveRange marks [base, base+size) used.
-func frameReserveRange(base, size uint64) {
-	start := base / pageSize
-	end := (base + size + pageSize - 1) / pageSize
-	if end > maxPhys/pageSize {
-		end = maxPhys / pageSize
-	}
-	for n := start; n < end; n++ {
-		if !frameUsed(n) {
-			frameMark(n, true)
-			framesFree--
-			framesTotal--
-		}
-	}
-}
-
-// allocFrame returns a zeroed frame.
-func allocFrame() (uint64, bool) {
-	for i := uint64(0); i < frameTop; i++ {
-		n := frameNext
-		frameNext++
-		if frameNext >= frameTop {
-			frameNext = 0
-		}
-		if frameBitmap[n/64] == ^uint64(0) {
-			// skip the rest of a full word
-			frameNext = (n/64 + 1) * 64
-			if frameNext >= frameTop {
-				frameNext = 0
-			}
-			continue
-		}
-		if !frameUsed(n) {
-			frameMark(n, true)
-			framesFree--
-			pa := n * pageSize
-			clear(physBytes(pa, pageSize))
-			return pa, true
-		}
-	}
-	return 0, false
-}
-
-// allocContiguous returns n zeroed frames aligned to align bytes (for guest
-// RAM in 2 MiB pages).
-func allocContiguous(n, align uint64) (uint64, bool) {
-	step := align / pageSize
-	if step == 0 {
-		step = 1
-	}
-	for s := uint64(0); s+n <= frameTop; s += step {
-		ok := true
-		for i := uint64(0); i < n; i++ {
-			if frameUsed(s + i) {
-				ok = false
-				s = (s + i) / step * step
-				break
-			}
-		}
-		if ok {
-			for i := uint64(0); i < n; i++ {
-				frameMark(s+i, true)
-			}
-			framesFree -= n
-			clear(physBytes(s*pageSize, n*pageSize))
-			return s * pageSize, true
-		}
-	}
-	return 0, false
-}
-
-func freeFrames(pa, n uint64) {
-	for i := uint64(0); i < n; i++ {
-		f := pa/pageSize + i
-		if f < frameTop && frameUsed(f) {
-			frameMark(f, false)
-			framesFree++
-		}
-	}
-}
-
+// physBytes returns the n bytes of physical memory at pa, through the
+// identity map.
 func physBytes(pa, n uint64) []byte {
 	return unsafe.Slice((*byte)(physPtr(pa)), n)
 }
 
-func ptEntries(pa uint64) *[512]uint64 {
-	return (*[512]uint64)(physPtr(pa))
-}
+// hostFrames is the frame source for the host page tables: frameAlloc over
+// the identity map. It is zero-size, like physMem, so that pagetable's
+// interface calls, through which their operands escape, cost no allocation;
+// a pmem.Frames holds a pointer that would have to move to the heap.
+type hostFrames struct{}
 
-// walkCreate returns the page-table entry for va at the given level (1 =
-// PT entry for a 4 KiB page, 2 = PD entry for 2 MiB), creating intermediate
-// tables. nil when out of memory or a large page is in the way.
-func walkCreate(va uint64, level int) *uint64 {
-	table := kernelCR3 & pteAddr
-	for l := 4; l > level; l-- {
-		idx := (va >> (12 + 9*(l-1))) & 511
-		e := &ptEntries(table)[idx]
-		if *e&ptePresent == 0 {
-			pa, ok := allocFrame()
-			if !ok {
-				return nil
-			}
-			*e = pa | ptePresent | pteWrite
-		} else if *e&ptePS != 0 {
-			return nil
-		}
-		table = *e & pteAddr
-	}
-	return &ptEntries(table)[(va>>(12+9*(level-1)))&511]
-}
+func (hostFrames) AllocFrame() (uint64, error) { return frameAlloc.Alloc(physMem{}) }
+func (hostFrames) FreeFrame(pa uint64) error   { return frameAlloc.Free(physMem{}, pa) }
 
-// lookupPTE returns the leaf entry mapping va, or nil.
-func lookupPTE(va uint64) *uint64 {
-	table := kernelCR3 & pteAddr
-	for l := 4; l >= 1; l-- {
-		e := &ptEntries(table)[(va>>(12+9*(l-1)))&511]
-		if *e&ptePresent == 0 {
-			return nil
-		}
-		if l == 1 || *e&ptePS != 0 {
-			return e
-		}
-		table = *e & pteAddr
+// initMemory sets the frame allocator up over the usable RAM ranges minus the
+// reserved ones. pmem itself never hands out the first MiB, which keeps the
+// AP trampoline and the BIOS areas safe.
+func initMemory(usable, reserved []pmem.Range) error {
+	physTop, frameTop, framesFree = 0, 0, 0
+	if err := frameAlloc.Init(physMem{}, usable, reserved); err != nil {
+		return err
 	}
+	for _, r := range usable {
+		physTop = max(physTop, r.End)
+	}
+	frameTop = physTop / pageSize
+	framesFree = frameAlloc.FreeFrames()
 	return nil
+}
+
+// The AP start-up page must be one the allocator never hands out.
+const _ = uint64(pmem.LowMemoryEnd - (trampolineBase + pageSize))
+
+// allocFrame returns a zeroed frame.
+func allocFrame() (uint64, bool) {
+	pa, err := frameAlloc.Alloc(physMem{})
+	if err != nil {
+		return 0, false
+	}
+	framesFree = frameAlloc.FreeFrames()
+	clear(physBytes(pa, pageSize))
+	return pa, true
+}
+
+// allocContiguous returns n zeroed frames aligned to align bytes, a power of
+// two (for guest RAM in 2 MiB pages).
+func allocContiguous(n, align uint64) (uint64, bool) {
+	pa, err := frameAlloc.AllocContiguous(physMem{}, n, max(align/pageSize, 1))
+	if err != nil {
+		return 0, false
+	}
+	framesFree = frameAlloc.FreeFrames()
+	clear(physBytes(pa, n*pageSize))
+	return pa, true
+}
+
+// freeFrames returns n frames from allocFrame or allocContiguous. It frees all
+// of them, or, when any was not handed out (free already, reserved, below
+// 1 MiB, outside RAM, misaligned), none, and reports false.
+func freeFrames(pa, n uint64) bool {
+	if frameAlloc.FreeContiguous(physMem{}, pa, n) != nil {
+		return false
+	}
+	framesFree = frameAlloc.FreeFrames()
+	return true
+}
+
+// hostTable returns a handle on the host page tables that can look up but not
+// map (it has no frame source).
+func hostTable() pagetable.Table {
+	return pagetable.Table{Mem: physMem{}, Root: kernelCR3}
 }
 
 // mmMapped reports whether every byte of [addr, addr+n) is mapped.
@@ -208,192 +162,130 @@ func mmMapped(addr, n uint64) bool {
 	if end < addr {
 		return false
 	}
+	if kernelCR3 == 0 {
+		// Still on the entry's tables, which map the low 4 GiB.
+		return end <= identityMin
+	}
+	t := hostTable()
 	for va := addr &^ (pageSize - 1); va < end; {
-		e := lookupPTE(va)
-		if e == nil {
-			return false
-		}
-		size := uint64(pageSize)
-		if *e&ptePS != 0 {
-			size = 2 << 20
-		}
-		va = (va &^ (size - 1)) + size
-	}
-	return true
-}
-
-// buildKernelPageTables creates the final host page tables: RAM and the
-// APIC pages identity-mapped, page 0 absent, and switches CR3 to them.
-func buildKernelPageTables() bool {
-	root, ok := allocFrame()
-	if !ok {
-		return false
-	}
-	kernelCR3 = root
-	top := (physTop + (2<<20 - 1)) &^ (2<<20 - 1)
-	if top < 4<<30 {
-		top = 4 << 30 // keep the whole low 4 GiB (firmware tables, MMIO) reachable
-	}
-	// First 2 MiB with 4 KiB pages, page 0 left out.
-	for va := uint64(pageSize); va < 2<<20; va += pageSize {
-		e := walkCreate(va, 1)
-		if e == nil {
-			return false
-		}
-		*e = va | ptePresent | pteWrite
-	}
-	for va := uint64(2 << 20); va < top; va += 2 << 20 {
-		e := walkCreate(va, 2)
-		if e == nil {
-			return false
-		}
-		flags := uint64(ptePresent | pteWrite | ptePS)
-		if va >= 0xFE000000 && va < 1<<32 {
-			flags |= ptePCD | ptePWT // APIC and IOAPIC registers: uncached
-		}
-		*e = va | flags
-	}
-	writeCR3(kernelCR3)
-	return true
-}
-
-// Virtual regions handed to the Go runtime by mmap.
-const (
-	regionFree     = iota
-	regionReserved // PROT_NONE: no backing
-	regionMapped   // read-write, backed
-)
-
-type region struct {
-	start, end uint64
-	state      int32
-}
-
-var (
-	regions  [maxRegions]region
-	nregions int
-)
-
-// regionOverlaps reports whether [a, b) intersects any live region.
-func regionOverlaps(a, b uint64) bool {
-	for i := 0; i < nregions; i++ {
-		r := &regions[i]
-		if r.state != regionFree && a < r.end && r.start < b {
-			return true
-		}
-	}
-	return false
-}
-
-// vaForbidden refuses ranges overlapping the identity map or the upper half.
-func vaForbidden(a, b uint64) bool {
-	identTop := uint64(4 << 30)
-	if physTop > identTop {
-		identTop = (physTop + (2<<20 - 1)) &^ (2<<20 - 1)
-	}
-	return a < identTop || b > 1<<47 || b < a
-}
-
-// regionSet gives [a, b) the state s, splitting and replacing whatever
-// regions are there. Backing frames stay with the address range: a region
-// that becomes mapped again finds its pages still present and rezeroes
-// them.
-func regionSet(a, b uint64, s int32) bool {
-	// Cut existing regions around [a, b).
-	for i := 0; i < nregions; i++ {
-		r := regions[i]
-		if r.state == regionFree || b <= r.start || r.end <= a {
-			continue
-		}
-		regions[i].state = regionFree
-		if r.start < a && !regionAdd(r.start, a, r.state) {
-			return false
-		}
-		if b < r.end && !regionAdd(b, r.end, r.state) {
-			return false
-		}
-	}
-	if s != regionFree {
-		return regionAdd(a, b, s)
-	}
-	return true
-}
-
-func regionAdd(a, b uint64, s int32) bool {
-	for i := 0; i < nregions; i++ {
-		if regions[i].state == regionFree {
-			regions[i] = region{a, b, s}
-			return true
-		}
-	}
-	if nregions == maxRegions {
-		return false
-	}
-	regions[nregions] = region{a, b, s}
-	nregions++
-	return true
-}
-
-// backRange maps and zeroes every page of [a, b).
-func backRange(a, b uint64) bool {
-	for va := a; va < b; va += pageSize {
-		e := walkCreate(va, 1)
-		if e == nil {
-			return false
-		}
-		if *e&ptePresent != 0 {
-			clear(physBytes(*e&pteAddr, pageSize))
-			continue
-		}
-		pa, ok := allocFrame()
+		_, _, size, ok := t.Lookup(va)
 		if !ok {
 			return false
 		}
-		*e = pa | ptePresent | pteWrite | pteNXIfSupported()
+		next := (va &^ (size - 1)) + size
+		if next == 0 {
+			return true // the page ends at the top of the address space
+		}
+		va = next
 	}
 	return true
 }
 
-var nxSupported bool
+// buildKernelPageTables creates the final host page tables and switches CR3
+// to them.
+func buildKernelPageTables() bool {
+	root, ok := buildHostPageTables()
+	framesFree = frameAlloc.FreeFrames()
+	if !ok {
+		return false
+	}
+	writeCR3(root)
+	kernelCR3 = root
+	return true
+}
 
-func pteNXIfSupported() uint64 {
+// buildHostPageTables builds the identity map of RAM and the low 4 GiB without
+// page 0, with the APIC range uncached, and sets up the mmap space above it.
+// It returns the root; CR3 and framesFree are the caller's business.
+func buildHostPageTables() (uint64, bool) {
+	// Below 4 GiB the firmware's MTRRs give MMIO holes their own memory type,
+	// so 2 MiB pages keep each page inside one type: a large page spanning
+	// several is undefined (SDM vol. 3A, "Large Page Size Considerations",
+	// §12.11.9). Above, RAM may use 1 GiB pages.
+	t, err := pagetable.New(physMem{}, hostFrames{}, pagetable.Allow2M)
+	if err != nil {
+		return 0, false
+	}
+	top := max(identityMin, (physTop+pagetable.Size2M-1)&^(pagetable.Size2M-1))
+	rw := pagetable.Present | pagetable.Writable
+	if t.Map(pageSize, pageSize, pagetable.Size2M-pageSize, rw) != nil ||
+		t.Map(pagetable.Size2M, pagetable.Size2M, uncachedBase-pagetable.Size2M, rw) != nil ||
+		t.Map(uncachedBase, uncachedBase, identityMin-uncachedBase, rw|pagetable.CacheDisable|pagetable.WriteThrough) != nil {
+		return 0, false
+	}
+	if top > identityMin {
+		if cpuHasPage1GB() {
+			t.Sizes |= pagetable.Allow1G
+		}
+		if t.Map(identityMin, identityMin, top-identityMin, rw) != nil {
+			return 0, false
+		}
+	}
+	forbidden := [1]vaspace.Range{{Start: 0, End: top}}
+	if mmapSpace.Init(vaspace.Config{Floor: mmapFloor, Forbidden: forbidden[:]}) != nil {
+		return 0, false
+	}
+	return t.Root, true
+}
+
+func cpuHasPage1GB() bool {
+	maxExt, _, _, _ := cpuid(0x80000000, 0)
+	if maxExt < 0x80000001 {
+		return false
+	}
+	_, _, _, d := cpuid(0x80000001, 0)
+	return d&cpuidPage1GB != 0
+}
+
+// backRange maps and zeroes every page of [a, b): pages that still have their
+// backing from an earlier mapping keep it and are zeroed, the others get a
+// fresh frame.
+func backRange(a, b uint64) bool {
+	t := pagetable.Table{Mem: physMem{}, Frames: hostFrames{}, Root: kernelCR3}
+	flags := pagetable.Present | pagetable.Writable
 	if nxSupported {
-		return pteNX
+		flags |= pagetable.NoExecute
 	}
-	return 0
-}
-
-// findFree returns the lowest free, allowed range of size at or above
-// mmapFloor.
-func findFree(size uint64) (uint64, bool) {
-	a := uint64(mmapFloor)
-	for a+size <= 1<<47 {
-		conflict := false
-		for i := 0; i < nregions; i++ {
-			r := &regions[i]
-			if r.state != regionFree && a < r.end && r.start < a+size {
-				a = (r.end + pageSize - 1) &^ (pageSize - 1)
-				conflict = true
-			}
+	ok := true
+	for va := a; va < b && ok; va += pageSize {
+		if pa, _, _, present := t.Lookup(va); present {
+			clear(physBytes(pa, pageSize))
+			continue
 		}
-		if !conflict {
-			return a, true
+		pa, err := frameAlloc.Alloc(physMem{})
+		if err != nil {
+			ok = false
+			break
+		}
+		clear(physBytes(pa, pageSize))
+		if t.Map(va, pa, pageSize, flags) != nil {
+			_ = frameAlloc.Free(physMem{}, pa)
+			ok = false
 		}
 	}
-	return 0, false
+	framesFree = frameAlloc.FreeFrames()
+	return ok
 }
 
-const (
-	protRead          = 1
-	protWrite         = 2
-	mapFixed          = 0x10
-	mapAnon           = 0x20
-	mapFixedNoReplace = 0x100000
-)
+// mmapOverlaps reports whether any reserved or mapped region intersects
+// [a, a+size); a+size must not wrap.
+func mmapOverlaps(a, size uint64) bool {
+	regs := mmapSpace.Regions()
+	lo, hi := 0, len(regs)
+	for lo < hi { // first region ending above a
+		m := int(uint(lo+hi) >> 1)
+		if regs[m].End <= a {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo < len(regs) && regs[lo].Start < a+size
+}
 
 func sysMmapCall(addr, length, prot, flags uint64, fd int64) int64 {
-	if flags&mapAnon == 0 || fd != -1 && fd != 0 && flags&mapAnon == 0 {
-		return -19 // ENODEV: no files here
+	if flags&mapAnon == 0 {
+		return -errnoENODEV // no files here
 	}
 	if length == 0 || addr&(pageSize-1) != 0 {
 		return -_EINVAL
@@ -403,32 +295,22 @@ func sysMmapCall(addr, length, prot, flags uint64, fd int64) int64 {
 		return -_ENOMEM
 	}
 	fixed := flags&(mapFixed|mapFixedNoReplace) != 0
-	a := addr
-	switch {
-	case fixed:
-		if vaForbidden(a, a+size) {
+	if flags&mapFixedNoReplace != 0 && addr+size > addr && mmapOverlaps(addr, size) {
+		return -errnoEEXIST
+	}
+	a, _, err := mmapSpace.Reserve(addr, size, fixed, mmapChanges[:])
+	if err != nil {
+		if fixed && (err == vaspace.ErrBadRange || err == vaspace.ErrForbidden) {
 			return -_EINVAL
 		}
-		if flags&mapFixedNoReplace != 0 && regionOverlaps(a, a+size) {
-			return -17 // EEXIST
-		}
-	case a != 0 && !vaForbidden(a, a+size) && !regionOverlaps(a, a+size):
-		// honour the hint
-	default:
-		var ok bool
-		if a, ok = findFree(size); !ok {
+		return -_ENOMEM
+	}
+	if prot&(protRead|protWrite) != 0 {
+		if _, err := mmapSpace.SetState(a, size, vaspace.Mapped, mmapChanges[:]); err != nil || !backRange(a, a+size) {
+			// Whatever got backed keeps its backing, as after munmap.
+			_, _ = mmapSpace.Release(a, size, mmapChanges[:])
 			return -_ENOMEM
 		}
-	}
-	state := int32(regionReserved)
-	if prot&(protRead|protWrite) != 0 {
-		state = regionMapped
-	}
-	if !regionSet(a, a+size, state) {
-		return -_ENOMEM
-	}
-	if state == regionMapped && !backRange(a, a+size) {
-		return -_ENOMEM
 	}
 	return int64(a)
 }
@@ -437,11 +319,10 @@ func sysMunmapCall(addr, length uint64) int64 {
 	if addr&(pageSize-1) != 0 || length == 0 {
 		return -_EINVAL
 	}
-	size := (length + pageSize - 1) &^ (pageSize - 1)
-	if vaForbidden(addr, addr+size) {
-		return -_EINVAL
-	}
-	if !regionSet(addr, addr+size, regionFree) {
+	if _, err := mmapSpace.Release(addr, length, mmapChanges[:]); err != nil {
+		if err == vaspace.ErrBadRange || err == vaspace.ErrForbidden {
+			return -_EINVAL
+		}
 		return -_ENOMEM
 	}
 	return 0

@@ -561,14 +561,8 @@ func hvAllocFrames(n, align uint64) int64 {
 // hvFreeFrames returns frames from hvAllocFrames. Only RAM frames that are
 // allocated can be freed; the kernel image and boot data cannot.
 func hvFreeFrames(pa, n uint64) int64 {
-	if pa&(pageSize-1) != 0 || n == 0 || pa/pageSize+n > frameTop || pa < 1<<20 || pa < addrOfEnd() && pa+n*pageSize > 0x200000 {
+	if !freeFrames(pa, n) {
 		return -_EINVAL
 	}
-	for i := uint64(0); i < n; i++ {
-		if !frameUsed(pa/pageSize + i) {
-			return -_EINVAL
-		}
-	}
-	freeFrames(pa, n)
 	return 0
 }

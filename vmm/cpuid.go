@@ -48,8 +48,8 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 	case 7:
 		if sub == 0 {
 			b &^= 1<<5 | 1<<16 | 1<<17 | 1<<21 | 1<<26 | 1<<27 | 1<<28 | 1<<30 | 1<<31 // AVX2, AVX-512*
-			c &^= 1 << 1                                                            // AVX512_VBMI
-			d &^= 1<<2 | 1<<3 | 1<<8 | 1<<22 | 1<<24 | 1<<25                         // AVX512 4VNNIW/4FMAPS/VP2INTERSECT, AMX
+			c &^= 1 << 1                                                               // AVX512_VBMI
+			d &^= 1<<2 | 1<<3 | 1<<8 | 1<<22 | 1<<24 | 1<<25                           // AVX512 4VNNIW/4FMAPS/VP2INTERSECT, AMX
 		}
 	case 0xD:
 		a, b, c, d = 0, 0, 0, 0 // no XSAVE

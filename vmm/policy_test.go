@@ -136,7 +136,7 @@ func (h *fakeHost) AllocFrames(n, align uint64) (uint64, error) {
 	return pa, nil
 }
 func (h *fakeHost) FreeFrames(pa, n uint64) error { return nil }
-func (h *fakeHost) Bytes(pa, n uint64) []byte    { return h.mem[pa : pa+n] }
+func (h *fakeHost) Bytes(pa, n uint64) []byte     { return h.mem[pa : pa+n] }
 
 func TestMemory(t *testing.T) {
 	h := &fakeHost{mem: make([]byte, 16<<20)}

@@ -95,14 +95,14 @@ type Event struct {
 // State is a vCPU's whole architectural state as the VMM saves and restores
 // it (fault tolerance, nesting, snapshots).
 type State struct {
-	Regs     Regs
-	SRegs    SRegs
-	MSRs     map[uint32]uint64 // backend-held MSRs (PAT, STAR, LSTAR, ...)
-	FPU      [512]byte         // FXSAVE image
+	Regs      Regs
+	SRegs     SRegs
+	MSRs      map[uint32]uint64 // backend-held MSRs (PAT, STAR, LSTAR, ...)
+	FPU       [512]byte         // FXSAVE image
 	TSCOffset int64
-	Pending  *Event // an event waiting for injection
-	Shadow   bool   // interrupt shadow (STI / MOV SS)
-	DR6, DR7 uint64
+	Pending   *Event // an event waiting for injection
+	Shadow    bool   // interrupt shadow (STI / MOV SS)
+	DR6, DR7  uint64
 }
 
 // VCPU is one virtual CPU of a backend. A VCPU belongs to one goroutine,

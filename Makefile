@@ -1,0 +1,155 @@
+# hv: build, boot, test and measure the hypervisor.
+#
+#   make run [ARGS="selftest"]   boot out/hv under QEMU on this terminal (Ctrl-A x quits)
+#   make test                    host unit tests, go vet, gofmt, then make qemu-test
+#   make qemu-test               every emulator run of tools/hvtest (docs/testing.md)
+#   make image | iso | pxe       out/hv, out/hv.iso (BIOS+UEFI), out/pxe/ (iPXE)
+#   make bench                   docs/bench.md
+#   make deps                    install missing Debian packages (run, test, iso do it too)
+#   make clean
+#
+# Variables:
+#   ARGS      kernel command line (boot options) for run, iso and pxe
+#   CMDLINE   the same for iso and pxe only (defaults to ARGS)
+#   QEMU_MEM, QEMU_SMP   memory (MiB) and CPUs for run
+#   HVTEST_FLAGS         extra flags for tools/hvtest, e.g. HVTEST_FLAGS='-run smp2 -v'
+#
+# Hooks for mk/*.mk files (every mk/*.mk is included below; append with +=):
+#   UNIT_PKGS      packages that `make unit` vets and tests (default ./...)
+#   TEST_TARGETS   targets `make test` runs after qemu-test, in order
+#   BENCH_TARGETS  targets `make bench` runs after the platform benchmarks; each
+#                  writes one Markdown section to $(BENCH_DIR)/NN-name.md, and
+#                  docs/bench.md is all sections in name order (00 is the title,
+#                  10 the platform; pick 20 and up)
+#   DEB_DEPS       NEED:PACKAGE pairs for `make deps`: NEED is a command or an
+#                  absolute path the Debian PACKAGE provides
+#   CLEAN_FILES    extra paths `make clean` removes
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := image
+
+GO        ?= go
+OUT       := out
+BIN       := $(OUT)/bin
+BENCH_DIR := $(OUT)/bench
+
+ARGS     ?=
+CMDLINE  ?= $(ARGS)
+QEMU_MEM ?= 512
+QEMU_SMP ?= 2
+HVTEST_FLAGS ?=
+
+UNIT_PKGS     := ./...
+TEST_TARGETS  :=
+BENCH_TARGETS :=
+CLEAN_FILES   :=
+DEB_DEPS := \
+	qemu-system-x86_64:qemu-system-x86 \
+	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
+	bochs:bochs \
+	/usr/share/bochs/BIOS-bochs-latest:bochsbios \
+	/usr/share/vgabios/vgabios.bin:vgabios \
+	/usr/share/seabios/vgabios-stdvga.bin:seabios \
+	/usr/share/ovmf/OVMF.fd:ovmf \
+	/usr/lib/grub/i386-pc/multiboot2.mod:grub-pc-bin \
+	/usr/lib/grub/x86_64-efi/multiboot2.mod:grub-efi-amd64-bin \
+	grub-mkrescue:grub-common \
+	xorriso:xorriso \
+	mformat:mtools
+
+-include $(sort $(wildcard mk/*.mk))
+
+# The kernel is a stock-Go static ELF whose ELF header page is loaded at
+# 0x200000 (text at 0x201000) and whose entry is the 32-bit multiboot entry;
+# tools/mkimage checks that shape.
+KERNEL_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOEXPERIMENT=norandomizedheapbase64
+KERNEL_FLAGS := -trimpath -ldflags '-T 0x201000 -E hv/boot.entry32'
+
+.PHONY: all image iso pxe run test unit qemu-test bench bench-platform deps clean FORCE
+all: image
+
+$(OUT) $(BIN) $(BENCH_DIR):
+	@mkdir -p $@
+
+# go build decides what is stale, but it rewrites its output every time; so
+# build to a temporary file and replace the target only when it changed, and
+# the image and ISO are not rebuilt for nothing.
+define replace-if-changed
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; echo "built $@"; fi
+endef
+
+$(OUT)/hv.elf: FORCE | $(OUT)
+	@$(KERNEL_ENV) $(GO) build $(KERNEL_FLAGS) -o $@.new ./cmd/hv
+	$(replace-if-changed)
+
+$(BIN)/%: FORCE | $(BIN)
+	@$(GO) build -o $@.new ./tools/$*
+	$(replace-if-changed)
+
+$(OUT)/hv: $(OUT)/hv.elf $(BIN)/mkimage
+	$(BIN)/mkimage -o $@ $<
+
+# The command line is a file whose content changes only when CMDLINE does,
+# so the ISO and PXE directory follow it.
+$(OUT)/cmdline.txt: FORCE | $(OUT)
+	@printf '%s\n' '$(subst ','\'',$(CMDLINE))' > $@.new
+	$(replace-if-changed)
+
+$(OUT)/hv.iso: $(OUT)/hv $(OUT)/cmdline.txt $(BIN)/mkiso | deps
+	$(BIN)/mkiso -o $@ -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv
+
+$(OUT)/pxe/boot.ipxe: $(OUT)/hv $(OUT)/cmdline.txt $(BIN)/mkpxe
+	$(BIN)/mkpxe -o $(OUT)/pxe -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv
+
+image: $(OUT)/hv
+
+iso: deps $(OUT)/hv.iso
+
+pxe: $(OUT)/pxe/boot.ipxe
+	@echo "out/pxe: serve it over TFTP, or try: qemu-system-x86_64 -accel tcg -cpu EPYC -m 512 -display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 -netdev user,id=n,tftp=out/pxe,bootfile=boot.ipxe -device virtio-net-pci,netdev=n -boot n"
+
+# QEMU ends with (S<<1)|1 when the kernel exits with status S; run turns that
+# back into S so that "make run" succeeds when the hypervisor does. (QEMU's
+# own start-up errors also exit 1; its message on stderr tells them apart.)
+run: deps $(OUT)/hv
+	@accel="$$(mk/qemu-accel.sh)"; \
+	echo "qemu $$accel -m $(QEMU_MEM) -smp $(QEMU_SMP): Ctrl-A x quits, Ctrl-A c is QEMU's monitor"; \
+	qemu-system-x86_64 $$accel -m $(QEMU_MEM) -smp $(QEMU_SMP) -display none -serial mon:stdio \
+		-no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 \
+		-kernel $(OUT)/hv -append '$(subst ','\'',$(ARGS))' \
+		2> >(grep -v "TCG doesn't support requested feature" >&2); \
+	s=$$?; \
+	if (( s % 2 == 1 )); then s=$$((s >> 1)); echo "hv exited with status $$s"; \
+	else echo "qemu ended with code $$s without the kernel's exit (reset, triple fault or quit)"; fi; \
+	exit $$s
+
+test: deps
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory qemu-test
+	$(if $(strip $(TEST_TARGETS)),$(MAKE) --no-print-directory $(TEST_TARGETS))
+
+unit:
+	@unformatted="$$(gofmt -l .)"; \
+	if [[ -n $$unformatted ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(UNIT_PKGS)
+	$(GO) test $(UNIT_PKGS)
+
+qemu-test: deps $(OUT)/hv $(BIN)/hvtest
+	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs $(HVTEST_FLAGS)
+
+# docs/bench.md is assembled from the sections in $(BENCH_DIR).
+bench: deps $(OUT)/hv $(BIN)/hvbench
+	@rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)
+	@$(BIN)/hvbench -title > $(BENCH_DIR)/00-title.md
+	$(MAKE) --no-print-directory bench-platform $(BENCH_TARGETS)
+	@cat $(BENCH_DIR)/*.md > docs/bench.md
+	@echo "wrote docs/bench.md"
+
+bench-platform: $(OUT)/hv $(BIN)/hvbench | $(BENCH_DIR)
+	$(BIN)/hvbench -image $(OUT)/hv -o $(BENCH_DIR)/10-platform.md
+
+deps:
+	@mk/deps.sh $(DEB_DEPS)
+
+clean:
+	rm -rf $(OUT) $(CLEAN_FILES)

@@ -1,0 +1,147 @@
+package bootmedia
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestGrubConfig(t *testing.T) {
+	tests := []struct {
+		cmdline  string
+		wantArgs string // what follows the image path on the multiboot lines
+		wantErr  bool
+	}{
+		{cmdline: "", wantArgs: ""},
+		{cmdline: "selftest", wantArgs: " 'selftest'"},
+		{cmdline: "  selftest   bench ", wantArgs: " 'selftest' 'bench'"},
+		// GRUB must pass these through, not interpret them.
+		{cmdline: `a=$x;b "c`, wantArgs: ` 'a=$x;b' '"c'`},
+		{cmdline: `it's`, wantArgs: ` 'it'\''s'`},
+		{cmdline: "a\nmenuentry", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := GrubConfig(tt.cmdline)
+		if tt.wantErr {
+			if err == nil {
+				t.Errorf("GrubConfig(%q) accepted a line break", tt.cmdline)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"\tmultiboot2 /boot/hv" + tt.wantArgs + "\n",
+			"\tmultiboot /boot/hv" + tt.wantArgs + "\n",
+			"serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1\n",
+			"terminal_output serial",
+			"set timeout=0\nset default=0\n",
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("GrubConfig(%q) lacks %q:\n%s", tt.cmdline, want, got)
+			}
+		}
+		if i, j := strings.Index(got, "multiboot2 "), strings.Index(got, "multiboot /"); i > j {
+			t.Errorf("the default (first) entry must use multiboot2:\n%s", got)
+		}
+	}
+}
+
+func TestIPXEScript(t *testing.T) {
+	tests := []struct{ cmdline, want string }{
+		{"", "#!ipxe\n# Written by hv/tools/bootmedia.\nkernel hv\nboot\n"},
+		{" selftest  bench", "#!ipxe\n# Written by hv/tools/bootmedia.\nkernel hv selftest bench\nboot\n"},
+	}
+	for _, tt := range tests {
+		got, err := IPXEScript(tt.cmdline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("IPXEScript(%q) (-want +got):\n%s", tt.cmdline, diff)
+		}
+	}
+	if _, err := IPXEScript("a\rb"); err == nil {
+		t.Errorf("IPXEScript accepted a carriage return")
+	}
+}
+
+func TestMakePXE(t *testing.T) {
+	dir := t.TempDir()
+	image := filepath.Join(dir, "image")
+	if err := os.WriteFile(image, []byte("kernel bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ipxe := filepath.Join(dir, "ipxe")
+	os.Mkdir(ipxe, 0o755)
+	if err := os.WriteFile(filepath.Join(ipxe, "undionly.kpxe"), []byte("undi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "pxe")
+	missing, err := MakePXE(out, image, "selftest", ipxe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ipxe.efi"}, missing); diff != "" {
+		t.Errorf("missing loaders (-want +got):\n%s", diff)
+	}
+	for name, want := range map[string]string{
+		"hv":            "kernel bytes",
+		"undionly.kpxe": "undi",
+		"boot.ipxe":     "#!ipxe\n# Written by hv/tools/bootmedia.\nkernel hv selftest\nboot\n",
+	} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "README")); !strings.Contains(string(b), "tftp=out/pxe,bootfile=boot.ipxe") {
+		t.Errorf("README lacks the QEMU TFTP example:\n%s", b)
+	}
+}
+
+// TestMakeISO builds a real ISO and reads grub.cfg and the image back out of
+// it with xorriso.
+func TestMakeISO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs grub-mkrescue")
+	}
+	for _, tool := range []string{"grub-mkrescue", "xorriso"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (make deps)", tool)
+		}
+	}
+	dir := t.TempDir()
+	image := filepath.Join(dir, "image")
+	if err := os.WriteFile(image, []byte("kernel bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iso := filepath.Join(dir, "hv.iso")
+	if err := MakeISO(context.Background(), image, "selftest", iso); err != nil {
+		t.Fatal(err)
+	}
+	ext := filepath.Join(dir, "x")
+	cmd := exec.Command("xorriso", "-osirrox", "on", "-indev", iso,
+		"-extract", "/boot/grub/grub.cfg", filepath.Join(ext, "grub.cfg"),
+		"-extract", ImagePath, filepath.Join(ext, "hv"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, b)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(ext, "grub.cfg"))
+	want, _ := GrubConfig("selftest")
+	if diff := cmp.Diff(want, string(cfg)); diff != "" {
+		t.Errorf("grub.cfg in the ISO (-want +got):\n%s", diff)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ext, "hv")); string(b) != "kernel bytes" {
+		t.Errorf("image in the ISO = %q", b)
+	}
+	if _, err := os.Stat(iso + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("temporary ISO left behind")
+	}
+}

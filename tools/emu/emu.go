@@ -1,0 +1,212 @@
+// Package emu describes emulator machines for booting the hypervisor
+// headless: QEMU command lines and Bochs configuration files.
+//
+// It only builds arguments and text, so that what the test runner, the
+// benchmarks and "make run" ask of an emulator is unit-tested. It does not
+// start processes (package hv/tools/emurun does) and does not build images.
+package emu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Debug-exit device: a write of S to the port ends QEMU with status
+// (S<<1)|1 (QEMU hw/misc/debugexit.c). The kernel writes its status there.
+const (
+	DebugExitPort = 0xf4
+	DebugExitSize = 4
+)
+
+// QEMU is one qemu-system-x86_64 machine.
+type QEMU struct {
+	Binary string // default "qemu-system-x86_64"
+	// Accel is "tcg" or "kvm"; default "tcg".
+	Accel string
+	// CPU is the -cpu model, e.g. "EPYC" or "qemu64,-svm"; default "EPYC"
+	// (it has SVM and NPT under TCG).
+	CPU    string
+	MemMiB int // default 512
+	SMP    int // default 1
+	// Boot source: exactly one of Kernel (multiboot 1 via -kernel, with
+	// Append as the command line), CDROM (an ISO) or Netboot.
+	Kernel  string
+	Append  string
+	CDROM   string
+	Netboot *Netboot
+	// Firmware is the UEFI firmware for -bios (e.g. OVMF.fd); empty means
+	// QEMU's SeaBIOS.
+	Firmware string
+	// Serial is the -serial backend; default "stdio".
+	Serial string
+	// ICountShift, if not nil, runs with -icount shift=N: guest time (and
+	// the TSC) advances 2^N ns per instruction, so it counts instructions.
+	ICountShift *int
+	Extra       []string
+}
+
+// Netboot boots from QEMU's user-mode network: its built-in DHCP and TFTP
+// server hand out BootFile from TFTPDir to the NIC's iPXE ROM.
+type Netboot struct {
+	TFTPDir  string
+	BootFile string
+}
+
+// Args returns the command line after the binary name.
+func (q QEMU) Args() ([]string, error) {
+	accel := def(q.Accel, "tcg")
+	if accel != "tcg" && accel != "kvm" {
+		return nil, fmt.Errorf("emu: accel %q: want tcg or kvm", accel)
+	}
+	sources := 0
+	for _, set := range []bool{q.Kernel != "", q.CDROM != "", q.Netboot != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, fmt.Errorf("emu: want exactly one of Kernel, CDROM, Netboot; have %d", sources)
+	}
+	if q.Append != "" && q.Kernel == "" {
+		return nil, fmt.Errorf("emu: Append %q needs Kernel", q.Append)
+	}
+	mem, smp := q.MemMiB, q.SMP
+	if mem == 0 {
+		mem = 512
+	}
+	if smp == 0 {
+		smp = 1
+	}
+	if mem < 0 || smp < 0 {
+		return nil, fmt.Errorf("emu: bad memory %d MiB or %d CPUs", mem, smp)
+	}
+	a := []string{
+		"-accel", accel,
+		"-cpu", def(q.CPU, "EPYC"),
+		"-m", strconv.Itoa(mem),
+		"-smp", strconv.Itoa(smp),
+		"-display", "none",
+		"-monitor", "none",
+		"-serial", def(q.Serial, "stdio"),
+		// A reset or triple fault ends QEMU (exit 0) instead of rebooting
+		// into the same failure forever.
+		"-no-reboot",
+		"-device", fmt.Sprintf("isa-debug-exit,iobase=%#x,iosize=%d", DebugExitPort, DebugExitSize),
+	}
+	if q.ICountShift != nil {
+		a = append(a, "-icount", fmt.Sprintf("shift=%d", *q.ICountShift))
+	}
+	if q.Firmware != "" {
+		a = append(a, "-bios", q.Firmware)
+	}
+	switch {
+	case q.Kernel != "":
+		a = append(a, "-net", "none", "-kernel", q.Kernel)
+		if q.Append != "" {
+			a = append(a, "-append", q.Append)
+		}
+	case q.CDROM != "":
+		a = append(a, "-net", "none", "-cdrom", q.CDROM, "-boot", "d")
+	default:
+		if strings.ContainsAny(q.Netboot.TFTPDir+q.Netboot.BootFile, ",") {
+			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", q.Netboot.TFTPDir)
+		}
+		a = append(a,
+			"-netdev", fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", q.Netboot.TFTPDir, q.Netboot.BootFile),
+			"-device", "virtio-net-pci,netdev=n0",
+			"-boot", "n")
+	}
+	return append(a, q.Extra...), nil
+}
+
+// Bochs is one Bochs 2.7 machine booting an ISO from its CD-ROM drive.
+type Bochs struct {
+	Binary string // default "bochs"
+	// Model is the cpu model, e.g. "corei7_skylake_x" (VMX) or "ryzen"
+	// (SVM with NRIPS).
+	Model string
+	Count int // CPUs; default 1
+	// IPS is instructions per emulated second. Guest time (TSC, PIT, LAPIC
+	// timer) follows it, not the wall clock; a low value makes the BIOS CD
+	// boot faster. Default 4000000.
+	IPS    int
+	MemMiB int // default 256
+	ISO    string
+	// SerialFile receives COM1 output.
+	SerialFile string
+	// LogFile receives Bochs' own log, where the shutdown-port message
+	// appears.
+	LogFile string
+	BIOS    string // default /usr/share/bochs/BIOS-bochs-latest
+	VGABIOS string // default /usr/share/seabios/vgabios-stdvga.bin
+}
+
+// Config returns the bochsrc text. Values are checked because a bad line
+// makes Bochs stop at its configuration prompt, not exit.
+func (b Bochs) Config() (string, error) {
+	count, ips, mem := b.Count, b.IPS, b.MemMiB
+	if count == 0 {
+		count = 1
+	}
+	if ips == 0 {
+		ips = 4000000
+	}
+	if mem == 0 {
+		mem = 256
+	}
+	if b.Model == "" || b.ISO == "" || b.SerialFile == "" || b.LogFile == "" {
+		return "", fmt.Errorf("emu: bochs needs Model, ISO, SerialFile and LogFile")
+	}
+	if count < 1 || ips < 1 || mem < 1 {
+		return "", fmt.Errorf("emu: bochs count %d, ips %d, megs %d: must be positive", count, ips, mem)
+	}
+	for _, p := range []string{b.ISO, b.SerialFile, b.LogFile, b.BIOS, b.VGABIOS} {
+		// bochsrc has no quoting for these values.
+		if strings.ContainsAny(p, ", \"\n") {
+			return "", fmt.Errorf("emu: bochs path %q contains a comma, space, quote or newline", p)
+		}
+	}
+	lines := []string{
+		fmt.Sprintf("megs: %d", mem),
+		"romimage: file=" + def(b.BIOS, "/usr/share/bochs/BIOS-bochs-latest"),
+		"vgaromimage: file=" + def(b.VGABIOS, "/usr/share/seabios/vgabios-stdvga.bin"),
+		// ignore_bad_msrs=0: an unknown MSR raises #GP as on hardware, so
+		// the kernel's MSR probes are tested for real.
+		fmt.Sprintf("cpu: model=%s, count=%d, ips=%d, reset_on_triple_fault=0, ignore_bad_msrs=0", b.Model, count, ips),
+		"ata0-master: type=cdrom, path=" + b.ISO + ", status=inserted",
+		"boot: cdrom",
+		"com1: enabled=1, mode=file, dev=" + b.SerialFile,
+		"port_e9_hack: enabled=1",
+		// Debian's Bochs has no "nogui"; rfb with timeout=0 listens for a
+		// VNC client without waiting for one.
+		`display_library: rfb, options="timeout=0"`,
+		// A Bochs panic (triple fault, shutdown port) ends the process
+		// instead of asking on the terminal.
+		"panic: action=fatal",
+		"clock: sync=none, time0=local",
+		"speaker: enabled=0",
+		"sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
+		"log: " + b.LogFile,
+	}
+	return strings.Join(lines, "\n") + "\n", nil
+}
+
+// BochsArgs returns the bochs command line for a configuration file and a
+// debugger script: Debian's Bochs has its debugger compiled in and stops at
+// a prompt unless the script says "c" (continue).
+func BochsArgs(configFile, debuggerScript string) []string {
+	return []string{"-q", "-f", configFile, "-rc", debuggerScript}
+}
+
+// BochsShutdownMessage is what Bochs logs when the kernel writes "Shutdown"
+// to port 0x8900 (Bochs iodev/unmapped.cc); it tells a deliberate exit from
+// a crash, since Bochs exits with status 1 either way.
+const BochsShutdownMessage = "Shutdown port: shutdown requested"
+
+func def(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

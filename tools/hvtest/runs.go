@@ -1,0 +1,165 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"hv/tools/emu"
+	"hv/tools/marker"
+)
+
+// boot says how a run gets the image into the machine.
+type boot int
+
+const (
+	bootKernel  boot = iota // QEMU -kernel (Multiboot 1), command line via -append
+	bootISOBIOS             // GRUB ISO, SeaBIOS
+	bootISOUEFI             // GRUB ISO, OVMF
+	bootPXE                 // iPXE over QEMU's user network
+	bootBochs               // GRUB ISO in Bochs
+)
+
+// run is one row of the table: a machine, a command line and what its
+// console must show.
+type run struct {
+	name    string
+	boot    boot
+	cmdline string
+	qemu    emu.QEMU  // for every boot but bootBochs; the boot source is filled in later
+	bochs   emu.Bochs // for bootBochs; ISO and files are filled in later
+	spec    marker.Spec
+	timeout time.Duration
+}
+
+func res(exprs ...string) []*regexp.Regexp {
+	var rs []*regexp.Regexp
+	for _, e := range exprs {
+		rs = append(rs, regexp.MustCompile(e))
+	}
+	return rs
+}
+
+// Markers of the kernel's console interface (README "Boot options" and
+// docs/testing.md).
+var (
+	// The Go runtime's ways of dying: a panic, a fatal error, a fatal
+	// signal (SIGSEGV, SIGFPE, ... from a fault it did not expect), and the
+	// low-level "fatal: morestack on g0" kind.
+	runtimeDeath = res(`^panic: `, `^fatal error: `, `^SIG[A-Z]+: `, `^fatal: `, `^unexpected fault address `)
+	// Any of these in a run that should succeed is a failure at once.
+	brokenLines = append(res(`^selftest: FAIL `, `^hv: error: `), runtimeDeath...)
+	doneLine    = regexp.MustCompile(`^selftest: done (\d+)/(\d+)`)
+)
+
+// selftestSpec: the banner, at least one PASS, no FAIL, and "done N/N"
+// with every check passed, then a successful exit.
+func selftestSpec() marker.Spec {
+	return marker.Spec{
+		Expect: res(`^hv: `, `^selftest: PASS `),
+		Forbid: brokenLines,
+		Done:   doneLine,
+		CheckDone: func(m []string) error {
+			if m[1] != m[2] || m[2] == "0" {
+				return fmt.Errorf("%s of %s checks passed", m[1], m[2])
+			}
+			return nil
+		},
+		Exit: marker.WantSuccess,
+	}
+}
+
+// crashSpec: selftest=crash must end in the Go runtime's panic report
+// (message, then a goroutine trace) and a failure exit, never in a
+// completed self-test.
+func crashSpec() marker.Spec {
+	return marker.Spec{
+		Expect: res(`^hv: `, `^panic: selftest: deliberate crash`, `^goroutine \d+ \[`),
+		Forbid: res(`^selftest: done`),
+		Exit:   marker.WantFailure,
+	}
+}
+
+// badInputSpec: one "hv: error:" line matching errRE, then a failure exit;
+// no panic and no self-test.
+func badInputSpec(errRE string) marker.Spec {
+	return marker.Spec{
+		Expect: res(`^hv: error: ` + errRE),
+		Forbid: append(res(`^goroutine \d+ \[`, `^selftest: `), runtimeDeath...),
+		Exit:   marker.WantFailure,
+	}
+}
+
+// reportSpec: with no boot options the kernel reports the machine and exits
+// successfully.
+func reportSpec(cpus int, virt string) marker.Spec {
+	return marker.Spec{
+		Expect: res(`^hv: cpu `, `^hv: memory `, fmt.Sprintf(`^hv: cpus started %d$`, cpus), `^hv: virtualization `+virt+`$`),
+		Forbid: brokenLines,
+		Exit:   marker.WantSuccess,
+	}
+}
+
+// Timeouts are generous: they only bound a hang. Bochs needs minutes for the
+// Go runtime's start-up.
+const (
+	qemuTimeout  = 3 * time.Minute
+	uefiTimeout  = 4 * time.Minute
+	bochsTimeout = 8 * time.Minute
+)
+
+// table returns every run of "make qemu-test".
+func table() []run {
+	epyc := func(smp int) emu.QEMU { return emu.QEMU{CPU: "EPYC", MemMiB: 512, SMP: smp} }
+	skylake := func(n int) emu.Bochs { return emu.Bochs{Model: "corei7_skylake_x", Count: n} }
+	ryzen := emu.Bochs{Model: "ryzen", Count: 1}
+
+	// Every configuration of the self-test runs both "selftest" and
+	// "selftest=crash".
+	type config struct {
+		name    string
+		boot    boot
+		qemu    emu.QEMU
+		bochs   emu.Bochs
+		timeout time.Duration
+	}
+	configs := []config{
+		{"qemu-kernel-smp1", bootKernel, epyc(1), emu.Bochs{}, qemuTimeout},
+		{"qemu-kernel-smp2", bootKernel, epyc(2), emu.Bochs{}, qemuTimeout},
+		{"qemu-kernel-smp4", bootKernel, epyc(4), emu.Bochs{}, qemuTimeout},
+		{"qemu-iso-bios", bootISOBIOS, epyc(2), emu.Bochs{}, qemuTimeout},
+		{"qemu-iso-uefi", bootISOUEFI, epyc(2), emu.Bochs{}, uefiTimeout},
+		{"bochs-skylake-x1", bootBochs, emu.QEMU{}, skylake(1), bochsTimeout},
+		{"bochs-skylake-x2", bootBochs, emu.QEMU{}, skylake(2), bochsTimeout},
+		{"bochs-ryzen", bootBochs, emu.QEMU{}, ryzen, bochsTimeout},
+	}
+	var rs []run
+	for _, c := range configs {
+		rs = append(rs,
+			run{name: c.name + "-selftest", boot: c.boot, cmdline: "selftest", qemu: c.qemu, bochs: c.bochs, spec: selftestSpec(), timeout: c.timeout},
+			run{name: c.name + "-crash", boot: c.boot, cmdline: "selftest=crash", qemu: c.qemu, bochs: c.bochs, spec: crashSpec(), timeout: c.timeout},
+		)
+	}
+	rs = append(rs,
+		run{name: "qemu-pxe-selftest", boot: bootPXE, cmdline: "selftest", qemu: epyc(1), spec: selftestSpec(), timeout: qemuTimeout},
+
+		// Bad input (issue 2 item 9): one clear line and a failure exit.
+		run{name: "bad-option-unknown", boot: bootKernel, cmdline: "selftest frobnicate", qemu: epyc(1),
+			spec: badInputSpec(`.*frobnicate`), timeout: qemuTimeout},
+		run{name: "bad-cmdline-quote", boot: bootKernel, cmdline: `selftest "unterminated`, qemu: epyc(1),
+			spec: badInputSpec(``), timeout: qemuTimeout},
+		run{name: "bad-cmdline-noname", boot: bootKernel, cmdline: "=1 selftest", qemu: epyc(1),
+			spec: badInputSpec(``), timeout: qemuTimeout},
+		run{name: "bad-memory-64m", boot: bootKernel, cmdline: "selftest", qemu: emu.QEMU{CPU: "EPYC", MemMiB: 64, SMP: 1},
+			spec: badInputSpec(`(?i).*memory`), timeout: qemuTimeout},
+
+		// The report of "make run": CPU, memory, CPUs and virtualization.
+		// A CPU without SVM or VMX is not an error until the kernel is
+		// asked to run VMs, which it cannot do yet.
+		run{name: "report-novirt", boot: bootKernel, qemu: emu.QEMU{CPU: "qemu64,-svm,-vmx", MemMiB: 512, SMP: 2},
+			spec: reportSpec(2, "none"), timeout: qemuTimeout},
+		run{name: "report-svm", boot: bootKernel, qemu: epyc(2), spec: reportSpec(2, "svm"), timeout: qemuTimeout},
+		run{name: "report-vmx-bochs", boot: bootBochs, bochs: skylake(1), spec: reportSpec(1, "vmx"), timeout: bochsTimeout},
+	)
+	return rs
+}

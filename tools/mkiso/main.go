@@ -1,0 +1,30 @@
+// Command mkiso makes a hybrid BIOS+UEFI GRUB ISO that boots the hypervisor
+// image with a given kernel command line (see package hv/tools/bootmedia).
+//
+// Usage:
+//
+//	mkiso -o out/hv.iso [-cmdline "selftest"] out/hv
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"hv/tools/bootmedia"
+)
+
+func main() {
+	out := flag.String("o", "", "write the ISO to this `file`")
+	cmdline := flag.String("cmdline", "", "kernel command line (boot options)")
+	flag.Parse()
+	if *out == "" || flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: mkiso -o ISO [-cmdline OPTIONS] IMAGE")
+		os.Exit(2)
+	}
+	if err := bootmedia.MakeISO(context.Background(), flag.Arg(0), *cmdline, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "mkiso:", err)
+		os.Exit(1)
+	}
+}
