@@ -604,7 +604,7 @@ func (v *vcpuRun) handleMMIO(ex Exit) error {
 		return v.stop(fmt.Sprintf("nested page fault on guest RAM at gpa=%#x", ex.GPA), nil)
 	}
 	if !v.isMMIO(ex.GPA) {
-		return v.stop(fmt.Sprintf("access outside guest memory at gpa=%#x", ex.GPA), ErrOutsideMemory)
+		return v.stop(fmt.Sprintf("outside guest memory: gpa=%#x", ex.GPA), ErrOutsideMemory)
 	}
 	return v.emulate(func() (emulate.Result, error) { return v.emu.MMIO(ex.GPA) })
 }
@@ -624,7 +624,7 @@ func (v *vcpuRun) emulate(f func() (emulate.Result, error)) error {
 	res, err := f()
 	if err != nil {
 		if errors.Is(err, ErrOutsideMemory) {
-			return v.stop("access outside guest memory: "+err.Error(), err)
+			return v.stop("outside guest memory: "+err.Error(), err)
 		}
 		return v.stop("instruction emulation: "+err.Error(), err)
 	}
