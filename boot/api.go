@@ -164,3 +164,27 @@ func Phys(pa, n uint64) []byte { return physBytes(pa, n) }
 
 // CPUID executes CPUID on the calling CPU.
 func CPUID(leaf, sub uint32) (a, b, c, d uint32) { return cpuid(leaf, sub) }
+
+// ReadMSR reads a model-specific register on the calling CPU. An MSR the
+// CPU does not implement raises #GP, which the platform turns into a Go
+// panic in the caller; ReadMSR recovers it and returns an error instead.
+func ReadMSR(msr uint32) (v uint64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = 0, fmt.Errorf("boot: rdmsr %#x: #GP (%v)", msr, r)
+		}
+	}()
+	return rdmsr(msr), nil
+}
+
+// WriteMSR writes a model-specific register on the calling CPU, returning an
+// error where the CPU raises #GP.
+func WriteMSR(msr uint32, v uint64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("boot: wrmsr %#x: #GP (%v)", msr, r)
+		}
+	}()
+	wrmsr(msr, v)
+	return nil
+}

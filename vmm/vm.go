@@ -48,6 +48,14 @@ type Timer interface {
 	Update()
 }
 
+// SwitchObserver is told when a vCPU enters and leaves guest mode on a host
+// CPU, on that CPU: cache monitoring reads the PMU there so that each vCPU's
+// counts are its own.
+type SwitchObserver interface {
+	SwitchIn(hostCPU int, now uint64)
+	SwitchOut(hostCPU int, now uint64)
+}
+
 // Config describes a VM.
 type Config struct {
 	Name     string
@@ -93,11 +101,12 @@ var ErrExited = errors.New("guest exited")
 // VM is one virtual machine.
 type VM struct {
 	Config
-	Mem    *Memory
-	Bus    *bus.Bus
-	IC     InterruptController // nil: no external interrupts
-	Inputs Inputs
-	Timers []Timer
+	Mem      *Memory
+	Bus      *bus.Bus
+	IC       InterruptController // nil: no external interrupts
+	Inputs   Inputs
+	Timers   []Timer
+	Observer SwitchObserver // nil: none
 
 	backend  Backend
 	platform Platform
@@ -248,7 +257,7 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 	if !vm.started {
 		vm.startClock(0)
 	}
-	r := &vcpuRun{vm: vm, cpu: vc, index: 0}
+	r := &vcpuRun{vm: vm, cpu: vc, index: 0, hostCPU: cpu}
 	r.emu = emulate.New(r, r, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
 	err = r.loop(opt.StopAfter)
 	res.Exits = r.exits
@@ -276,6 +285,7 @@ type vcpuRun struct {
 	sregs   SRegs
 	exits   uint64
 	pending *Event
+	hostCPU int
 }
 
 func (v *vcpuRun) hostTSC() uint64 { return v.vm.platform.TSC() }
@@ -297,7 +307,13 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 		}
 		v.updateTimers()
 		v.deliverEvents()
+		if o := v.vm.Observer; o != nil {
+			o.SwitchIn(v.hostCPU, v.vm.Now())
+		}
 		ex, err := v.cpu.Run()
+		if o := v.vm.Observer; o != nil {
+			o.SwitchOut(v.hostCPU, v.vm.Now())
+		}
 		if err != nil {
 			return v.stop("entry failed: "+err.Error(), err)
 		}

@@ -11,6 +11,7 @@ import (
 	"hv/svm"
 	"hv/vmm"
 	"hv/vmm/testpc"
+	"hv/vmx"
 )
 
 // smokeImage is the smallest guest: in real mode it prints "hello" on the
@@ -56,7 +57,7 @@ func newBackend() (vmm.Backend, error) {
 	case "svm":
 		return svm.New(platform{}, boot.CPUID)
 	case "vmx":
-		return nil, fmt.Errorf("the VMX backend is not part of this build yet")
+		return vmx.New(platform{}, boot.CPUID)
 	}
 	return nil, fmt.Errorf("this CPU has neither SVM nor VMX")
 }
@@ -75,6 +76,13 @@ func runGuests(names []string) int {
 			fmt.Println(n)
 		}
 		return 0
+	}
+	if len(names) == 1 && names[0] == "all" {
+		names = names[:0]
+		for n := range specs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
 	}
 	for _, n := range names {
 		if _, ok := specs[n]; !ok {

@@ -51,4 +51,5 @@ func report() {
 	if l := boot.LoaderName(); l != "" {
 		fmt.Printf("hv: boot loader %s\n", l)
 	}
+	cachemonReport()
 }

@@ -45,17 +45,20 @@ type Spec struct {
 	// VMM must give (matched as a prefix).
 	WantExit  uint32
 	WantStop  string
-	Corrupt   func(vmm.VCPU) // optional: break the initial state on purpose
+	// WantConsole lists console lines that must appear, in this order.
+	WantConsole []string
+	Corrupt     func(vmm.VCPU) // optional: break the initial state on purpose
 	StopAfter uint64         // optional: snapshot after this many exits and resume in a fresh VM
 }
 
 // lineWriter turns bytes from the guest's console devices into lines
 // prefixed with the guest's name.
 type lineWriter struct {
-	mu   sync.Mutex
-	name string
-	out  io.Writer
-	buf  bytes.Buffer
+	mu    sync.Mutex
+	name  string
+	out   io.Writer
+	buf   bytes.Buffer
+	lines []string
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -80,7 +83,15 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 func (w *lineWriter) flushLocked() {
 	fmt.Fprintf(w.out, "guest %s: %s\n", w.name, w.buf.String())
+	w.lines = append(w.lines, w.buf.String())
 	w.buf.Reset()
+}
+
+// Lines returns the lines written so far.
+func (w *lineWriter) Lines() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.lines...)
 }
 
 func (w *lineWriter) Flush() {
@@ -270,7 +281,28 @@ func Run(spec Spec, b vmm.Backend, p vmm.Platform, cpu int, console io.Writer) V
 	default:
 		v.Reason = "run ended without a result"
 	}
+	if v.Pass {
+		if missing := missingLine(m.Console.Lines(), spec.WantConsole); missing != "" {
+			v.Pass, v.Reason = false, fmt.Sprintf("console line %q missing or out of order", missing)
+		}
+	}
 	return v
+}
+
+// missingLine returns the first of want that is not found, in order, in
+// got, or "".
+func missingLine(got, want []string) string {
+	for _, w := range want {
+		i := 0
+		for i < len(got) && got[i] != w {
+			i++
+		}
+		if i == len(got) {
+			return w
+		}
+		got = got[i+1:]
+	}
+	return ""
 }
 
 func copyMemory(dst, src *vmm.Memory) error {

@@ -15,7 +15,8 @@ type Options struct {
 	SelfTest string
 	// Bench runs the platform micro-benchmarks.
 	Bench bool
-	// Guests lists test guests to run (`guest=a,b`); ["list"] prints them.
+	// Guests lists test guests to run (`guest=a,b`); ["list"] prints them
+	// and ["all"] runs every one.
 	Guests []string
 }
 
@@ -23,12 +24,12 @@ type Options struct {
 var known = map[string]string{
 	"selftest": "optional: crash",
 	"bench":    "none",
-	"guest":    "required: comma-separated names, or list",
+	"guest":    "required: comma-separated names, list, or all",
 }
 
 // Names lists the known options for error messages.
 func Names() []string {
-	return []string{"selftest", "selftest=crash", "bench", "guest=<name>[,<name>...]"}
+	return []string{"selftest", "selftest=crash", "bench", "guest=<name>[,<name>...]|list|all"}
 }
 
 // Split tokenises a command line the way a shell would for simple cases:
