@@ -43,12 +43,12 @@ type Spec struct {
 	Timeout time.Duration
 	// Either an exit code written to the exit port, or a stop reason the
 	// VMM must give (matched as a prefix).
-	WantExit  uint32
-	WantStop  string
+	WantExit uint32
+	WantStop string
 	// WantConsole lists console lines that must appear, in this order.
 	WantConsole []string
 	Corrupt     func(vmm.VCPU) // optional: break the initial state on purpose
-	StopAfter uint64         // optional: snapshot after this many exits and resume in a fresh VM
+	StopAfter   uint64         // optional: snapshot after this many exits and resume in a fresh VM
 }
 
 // lineWriter turns bytes from the guest's console devices into lines
