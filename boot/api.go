@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -169,6 +170,9 @@ func CPUID(leaf, sub uint32) (a, b, c, d uint32) { return cpuid(leaf, sub) }
 // CPU does not implement raises #GP, which the platform turns into a Go
 // panic in the caller; ReadMSR recovers it and returns an error instead.
 func ReadMSR(msr uint32) (v uint64, err error) {
+	// A #GP arrives as SIGSEGV with SI_KERNEL, which the runtime treats as
+	// fatal unless the goroutine asked to panic on faults.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = 0, fmt.Errorf("boot: rdmsr %#x: #GP (%v)", msr, r)
@@ -180,6 +184,7 @@ func ReadMSR(msr uint32) (v uint64, err error) {
 // WriteMSR writes a model-specific register on the calling CPU, returning an
 // error where the CPU raises #GP.
 func WriteMSR(msr uint32, v uint64) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("boot: wrmsr %#x: #GP (%v)", msr, r)

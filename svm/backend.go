@@ -3,6 +3,7 @@ package svm
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -53,6 +54,9 @@ func (b *Backend) Info() SVMInfo { return b.info }
 // readVMCR reads VM_CR, which Bochs does not implement (#GP): that reads
 // as "not disabled, not locked".
 func readVMCR() (v uint64, ok bool) {
+	// #GP reaches the runtime as SIGSEGV with SI_KERNEL: fatal unless the
+	// goroutine asked to panic on faults.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if recover() != nil {
 			v, ok = 0, false

@@ -7,6 +7,7 @@ import (
 
 	"hv/tools/emu"
 	"hv/tools/marker"
+	"hv/vmm/testpc"
 )
 
 // boot says how a run gets the image into the machine.
@@ -90,6 +91,22 @@ func badInputSpec(errRE string) marker.Spec {
 	}
 }
 
+// guestsSpec: guest=all must print "guest <name>: PASS" for every guest of
+// the catalogue, in any order (two run at once on two CPUs), no FAIL, and
+// end successfully.
+func guestsSpec() marker.Spec {
+	var all []*regexp.Regexp
+	for _, n := range testpc.CatalogNames() {
+		all = append(all, regexp.MustCompile(`^guest `+regexp.QuoteMeta(n)+`: PASS$`))
+	}
+	return marker.Spec{
+		Expect:    res(`^hv: virtualization (svm|vmx)$`),
+		ExpectAll: all,
+		Forbid:    append(res(`^guest [^ ]+: FAIL`), brokenLines...),
+		Exit:      marker.WantSuccess,
+	}
+}
+
 // reportSpec: with no boot options the kernel reports the machine and exits
 // successfully.
 func reportSpec(cpus int, virt string) marker.Spec {
@@ -160,6 +177,11 @@ func table() []run {
 			spec: reportSpec(2, "none"), timeout: qemuTimeout},
 		run{name: "report-svm", boot: bootKernel, qemu: epyc(2), spec: reportSpec(2, "svm"), timeout: qemuTimeout},
 		run{name: "report-vmx-bochs", boot: bootBochs, bochs: skylake(1), spec: reportSpec(1, "vmx"), timeout: bochsTimeout},
+
+		// Every test guest (issue 3): SVM without NRIP under QEMU TCG, two
+		// VMs at a time on two CPUs; SVM with NRIP under Bochs ryzen.
+		run{name: "qemu-guests-svm", boot: bootKernel, cmdline: "guest=all", qemu: epyc(2), spec: guestsSpec(), timeout: qemuTimeout},
+		run{name: "bochs-ryzen-guests", boot: bootBochs, cmdline: "guest=all", bochs: ryzen, spec: guestsSpec(), timeout: bochsTimeout},
 	)
 	return rs
 }

@@ -91,6 +91,9 @@ const (
 type Spec struct {
 	// Expect must each match a line, in this order.
 	Expect []*regexp.Regexp
+	// ExpectAll must each match some line, in any order (verdicts of work
+	// that runs in parallel).
+	ExpectAll []*regexp.Regexp
 	// Forbid fails the run at the first line any of them matches.
 	Forbid []*regexp.Regexp
 	// Done, if set, is the run's last marker; the verdict is decided when it
@@ -112,14 +115,27 @@ type Verdict struct {
 // Watcher applies a Spec to a stream of console lines.
 type Watcher struct {
 	spec     Spec
-	next     int  // index of the next Expect
-	doneSeen bool // Done matched and CheckDone was happy
+	seenAll  []bool // ExpectAll matched so far
+	next     int    // index of the next Expect
+	doneSeen bool   // Done matched and CheckDone was happy
 	lines    int
 	verdict  Verdict
 }
 
 // NewWatcher returns a Watcher for spec.
-func NewWatcher(spec Spec) *Watcher { return &Watcher{spec: spec} }
+func NewWatcher(spec Spec) *Watcher {
+	return &Watcher{spec: spec, seenAll: make([]bool, len(spec.ExpectAll))}
+}
+
+// missingAll returns the first ExpectAll not matched yet, or nil.
+func (w *Watcher) missingAll() *regexp.Regexp {
+	for i, seen := range w.seenAll {
+		if !seen {
+			return w.spec.ExpectAll[i]
+		}
+	}
+	return nil
+}
 
 // Verdict returns the verdict so far.
 func (w *Watcher) Verdict() Verdict { return w.verdict }
@@ -147,6 +163,11 @@ func (w *Watcher) Line(raw string) Verdict {
 			return w.fail("forbidden line %q (matches %q)", line, re)
 		}
 	}
+	for i, re := range w.spec.ExpectAll {
+		if !w.seenAll[i] && re.MatchString(line) {
+			w.seenAll[i] = true
+		}
+	}
 	if w.next < len(w.spec.Expect) && w.spec.Expect[w.next].MatchString(line) {
 		w.next++
 		return w.verdict
@@ -155,6 +176,9 @@ func (w *Watcher) Line(raw string) Verdict {
 		if m := w.spec.Done.FindStringSubmatch(line); m != nil {
 			if w.next < len(w.spec.Expect) {
 				return w.fail("final marker %q before expected %q", line, w.spec.Expect[w.next])
+			}
+			if re := w.missingAll(); re != nil {
+				return w.fail("final marker %q before expected %q", line, re)
 			}
 			if w.spec.CheckDone != nil {
 				if err := w.spec.CheckDone(m); err != nil {
@@ -178,7 +202,7 @@ func (w *Watcher) Exit(e Exit) Verdict {
 	if e.Kind == ExitAbnormal || e.Kind == ExitNone {
 		return w.fail("emulator ended without the kernel's exit: %s; %s", e.Detail, w.waitingFor())
 	}
-	if w.next < len(w.spec.Expect) {
+	if w.next < len(w.spec.Expect) || w.missingAll() != nil {
 		return w.fail("kernel exited (%s); %s", e.Detail, w.waitingFor())
 	}
 	if w.spec.Done != nil && !w.doneSeen {
@@ -212,6 +236,8 @@ func (w *Watcher) waitingFor() string {
 	switch {
 	case w.next < len(w.spec.Expect):
 		return fmt.Sprintf("still waiting for %q", w.spec.Expect[w.next])
+	case w.missingAll() != nil:
+		return fmt.Sprintf("still waiting for %q", w.missingAll())
 	case w.spec.Done != nil && !w.doneSeen:
 		return fmt.Sprintf("still waiting for %q", w.spec.Done)
 	default:

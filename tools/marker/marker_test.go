@@ -239,3 +239,22 @@ func FuzzWatcher(f *testing.F) {
 		}
 	})
 }
+
+func TestExpectAllAnyOrder(t *testing.T) {
+	spec := Spec{
+		ExpectAll: []*regexp.Regexp{regexp.MustCompile(`^guest a: PASS$`), regexp.MustCompile(`^guest b: PASS$`)},
+		Forbid:    []*regexp.Regexp{regexp.MustCompile(`: FAIL`)},
+		Exit:      WantSuccess,
+	}
+	w := NewWatcher(spec)
+	w.Line("guest b: PASS")
+	w.Line("guest a: PASS")
+	if v := w.Exit(Exit{Kind: ExitSuccess, Detail: "status 0"}); !v.Pass {
+		t.Errorf("both seen out of order: %+v", v)
+	}
+	w = NewWatcher(spec)
+	w.Line("guest b: PASS")
+	if v := w.Exit(Exit{Kind: ExitSuccess, Detail: "status 0"}); v.Pass || !strings.Contains(v.Reason, "guest a") {
+		t.Errorf("one missing: %+v", v)
+	}
+}
