@@ -60,24 +60,30 @@ func sandyBridgeMSRs() MSRMap {
 	}
 }
 
-// bochsSkylakeXMSRs: Bochs 2.7 corei7_skylake_x. IA32_FEATURE_CONTROL,
-// BASIC, PROCBASED_CTLS2, EPT_VPID_CAP and the CR0/CR4 fixed MSRs are the
-// values recorded on our machines (shared/emulators.md). The pin, primary,
-// exit, entry, misc, VMCS_ENUM and VMFUNC values were not recorded: they are
-// the Sandy Bridge values above (plus EPTP switching, which Bochs
-// implements) and should be replaced by a Caps.Dump from a Bochs boot.
+// bochsSkylakeXMSRs: Bochs 2.7 corei7_skylake_x, every capability MSR as
+// Caps.Dump printed it on the first VMX boot under Bochs.
 func bochsSkylakeXMSRs() MSRMap {
-	m := sandyBridgeMSRs()
-	m[MSRFeatureControl] = 0x5
-	m[MSRVMXBasic] = 0x00d810000000002b
-	m[MSRVMXProcBasedCtls2] = 0x02177fff00000000
-	m[MSRVMXEPTVPIDCap] = 0x00000f0106334141
-	m[MSRVMXCR0Fixed0] = 0x80000021
-	m[MSRVMXCR0Fixed1] = 0xffffffff
-	m[MSRVMXCR4Fixed0] = 0x2000
-	m[MSRVMXCR4Fixed1] = 0x3727ff
-	m[MSRVMXVMFunc] = 0x1
-	return m
+	return MSRMap{
+		MSRFeatureControl:      0x5,
+		MSRVMXBasic:            0x00d810000000002b,
+		MSRVMXPinBasedCtls:     0x0000007f00000016,
+		MSRVMXProcBasedCtls:    0xf7f9fffe0401e172,
+		MSRVMXExitCtls:         0x007fffff00036dff,
+		MSRVMXEntryCtls:        0x0000ffff000011ff,
+		MSRVMXMisc:             0x00000000600401e0,
+		MSRVMXCR0Fixed0:        0x80000021,
+		MSRVMXCR0Fixed1:        0xffffffff,
+		MSRVMXCR4Fixed0:        0x2000,
+		MSRVMXCR4Fixed1:        0x3727ff,
+		MSRVMXVMCSEnum:         0x34,
+		MSRVMXProcBasedCtls2:   0x02177fff00000000,
+		MSRVMXEPTVPIDCap:       0x00000f0106334141,
+		MSRVMXTruePinBasedCtls: 0x0000007f00000016,
+		MSRVMXTrueProcBasedCtl: 0xf7f9fffe04006172,
+		MSRVMXTrueExitCtls:     0x007fffff00036dfb,
+		MSRVMXTrueEntryCtls:    0x0000ffff000011fb,
+		MSRVMXVMFunc:           0x1,
+	}
 }
 
 func TestDecodeBasic(t *testing.T) {
@@ -138,7 +144,7 @@ func TestReadCaps(t *testing.T) {
 	}{
 		{"penryn", penrynMSRs(), false, false, false, false, false, 2048, 0x16, 0x16, 0x0401e172, 0x0401e172},
 		{"sandy bridge", sandyBridgeMSRs(), true, true, true, true, true, 1024, 0x15, 0x16, 0x04006172, 0x0401e172},
-		{"bochs skylake_x", bochsSkylakeXMSRs(), true, true, true, true, true, 4096, 0x15, 0x16, 0x04006172, 0x0401e172},
+		{"bochs skylake_x", bochsSkylakeXMSRs(), true, true, true, true, true, 4096, 0x1a, 0x16, 0x04006172, 0x0401e172},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
