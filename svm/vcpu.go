@@ -28,6 +28,15 @@ type VCPU struct {
 
 	reinject uint64 // EXITINTINFO of the last exit, delivered before anything new
 
+	// External interrupts are injected as a virtual interrupt (V_IRQ with
+	// the vector in V_INTR_VECTOR), which the processor delivers when the
+	// guest can take it and clears when it does. EVENTINJ is kept for
+	// exceptions and NMIs: QEMU 7.2 TCG delivers an EVENTINJ interrupt
+	// a second time when another vCPU's kick lands before the guest's
+	// next exit (the injection leaves its exception_index behind), which
+	// the hlt-pit guests caught with two CPUs running VMs.
+	virqPending bool
+
 	// The guest cannot make its own state invalid (the processor checks
 	// what it loads), only the VMM can, through the setters. So the state
 	// is checked in software before the first entry after a setter, and
@@ -189,6 +198,9 @@ func (v *VCPU) Run() (vmm.Exit, error) {
 	}
 	worldSwitch(v.vmcbPA, v.hostSavePA, &v.gprs, &v.fx()[0], &aligned16(v.hostFX[:])[0])
 	c.EventInj = 0
+	if v.virqPending && c.VIntr&VIntrIRQ == 0 {
+		v.virqPending = false // the guest took it
+	}
 	if ev, err := DecodeEvent(c.ExitIntInfo); err == nil && ev.Valid {
 		v.reinject = c.ExitIntInfo
 	}
@@ -315,6 +327,11 @@ func (v *VCPU) SetRegs(r vmm.Regs) {
 	s, g := &v.vmcb.Save, &v.gprs
 	s.RAX, g.rbx, g.rcx, g.rdx, g.rsi, g.rdi, g.rbp, s.RSP = r.RAX, r.RBX, r.RCX, r.RDX, r.RSI, r.RDI, r.RBP, r.RSP
 	g.r8, g.r9, g.r10, g.r11, g.r12, g.r13, g.r14, g.r15 = r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15
+	if r.RIP != s.RIP {
+		// The VMM moved past an instruction (or elsewhere): an STI or MOV SS
+		// shadow covered that instruction only, as after STI;HLT.
+		v.vmcb.Control.InterruptShadow = 0
+	}
 	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS|2
 }
 
@@ -427,6 +444,14 @@ var eventTypes = [...]EventType{vmm.EventExternal: EventINTR, vmm.EventNMI: Even
 
 // Inject implements vmm.VCPU.
 func (v *VCPU) Inject(ev vmm.Event) {
+	if ev.Type == vmm.EventExternal {
+		c := &v.vmcb.Control
+		c.VIntr = c.VIntr&^(VIntrVectorMask|VIntrPrioMask) | uint64(ev.Vector)<<VIntrVectorShift |
+			0xF<<VIntrPrioShift | VIntrIRQ | VIntrIgnTPR
+		c.InterceptMisc1 &^= InterceptVINTR
+		v.virqPending = true
+		return
+	}
 	e := Event{Valid: true, Vector: ev.Vector, Type: eventTypes[ev.Type], ErrorCodeValid: ev.HasError, ErrorCode: ev.ErrCode}
 	raw, err := e.Encode()
 	if err != nil {
@@ -440,6 +465,9 @@ func (v *VCPU) Inject(ev vmm.Event) {
 // it (APM vol. 2 15.21.4).
 func (v *VCPU) InterruptWindow(want bool) {
 	c := &v.vmcb.Control
+	if v.virqPending {
+		return // V_IRQ carries an injected interrupt; it needs no window
+	}
 	if want {
 		c.VIntr |= VIntrIRQ | VIntrIgnTPR
 		c.InterceptMisc1 |= InterceptVINTR
@@ -452,7 +480,7 @@ func (v *VCPU) InterruptWindow(want bool) {
 // CanInterrupt implements vmm.VCPU.
 func (v *VCPU) CanInterrupt() bool {
 	c := &v.vmcb.Control
-	return v.vmcb.Save.RFLAGS&(1<<9) != 0 && c.InterruptShadow&1 == 0 && c.EventInj&(1<<31) == 0 && v.reinject == 0
+	return v.vmcb.Save.RFLAGS&(1<<9) != 0 && c.InterruptShadow&1 == 0 && c.EventInj&(1<<31) == 0 && v.reinject == 0 && !v.virqPending
 }
 
 // SetTSCOffset implements vmm.VCPU.
@@ -496,6 +524,9 @@ func (v *VCPU) SaveState() (vmm.State, error) {
 		typ := map[EventType]vmm.EventType{EventINTR: vmm.EventExternal, EventNMI: vmm.EventNMI, EventException: vmm.EventException, EventSoftInt: vmm.EventSoftware}[e.Type]
 		st.Pending = &vmm.Event{Type: typ, Vector: e.Vector, ErrCode: e.ErrorCode, HasError: e.ErrorCodeValid}
 	}
+	if st.Pending == nil && v.virqPending {
+		st.Pending = &vmm.Event{Type: vmm.EventExternal, Vector: uint8(c.VIntr >> VIntrVectorShift)}
+	}
 	st.Shadow = c.InterruptShadow&1 != 0
 	st.DR6, st.DR7 = v.vmcb.Save.DR6, v.vmcb.Save.DR7
 	return st, nil
@@ -516,6 +547,8 @@ func (v *VCPU) RestoreState(st vmm.State) error {
 	copy(v.fx(), st.FPU[:])
 	v.SetTSCOffset(st.TSCOffset)
 	v.vmcb.Control.EventInj, v.reinject = 0, 0
+	v.virqPending = false
+	v.vmcb.Control.VIntr &^= VIntrIRQ | VIntrIgnTPR | VIntrVectorMask
 	if st.Pending != nil {
 		v.Inject(*st.Pending)
 	}
