@@ -28,13 +28,16 @@ type VCPU struct {
 
 	reinject uint64 // EXITINTINFO of the last exit, delivered before anything new
 
-	// External interrupts are injected as a virtual interrupt (V_IRQ with
-	// the vector in V_INTR_VECTOR), which the processor delivers when the
-	// guest can take it and clears when it does. EVENTINJ is kept for
-	// exceptions and NMIs: QEMU 7.2 TCG delivers an EVENTINJ interrupt
-	// a second time when another vCPU's kick lands before the guest's
-	// next exit (the injection leaves its exception_index behind), which
-	// the hlt-pit guests caught with two CPUs running VMs.
+	// Where the CPU has no NRIP save (QEMU TCG), external interrupts are
+	// injected as a virtual interrupt (V_IRQ with the vector in
+	// V_INTR_VECTOR), which the processor delivers when the guest can take
+	// it and clears when it does. QEMU 7.2 TCG delivers an EVENTINJ
+	// interrupt a second time when a kick lands before the guest's next
+	// exit (the injection leaves its exception_index behind); the hlt-pit
+	// guests caught it with two CPUs running VMs. Everywhere else EVENTINJ
+	// is used: it delivers at the very next instruction boundary, which a
+	// HLT woken by that interrupt needs (Bochs takes V_IRQ one instruction
+	// later).
 	virqPending bool
 
 	// The guest cannot make its own state invalid (the processor checks
@@ -444,7 +447,7 @@ var eventTypes = [...]EventType{vmm.EventExternal: EventINTR, vmm.EventNMI: Even
 
 // Inject implements vmm.VCPU.
 func (v *VCPU) Inject(ev vmm.Event) {
-	if ev.Type == vmm.EventExternal {
+	if ev.Type == vmm.EventExternal && !v.b.nrips {
 		c := &v.vmcb.Control
 		c.VIntr = c.VIntr&^(VIntrVectorMask|VIntrPrioMask) | uint64(ev.Vector)<<VIntrVectorShift |
 			0xF<<VIntrPrioShift | VIntrIRQ | VIntrIgnTPR
