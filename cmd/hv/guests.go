@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,10 +40,25 @@ func runGuests(names []string) int {
 		}
 		return 0
 	}
-	if len(names) == 1 && names[0] == "all" {
-		names = names[:0]
+	if len(names) > 0 && names[0] == "all" {
+		// guest=all,-a,-b runs every guest but a and b.
+		skip := map[string]bool{}
+		for _, n := range names[1:] {
+			if !strings.HasPrefix(n, "-") {
+				fmt.Printf("hv: error: guest=all takes only exclusions (-name), not %q\n", n)
+				return 1
+			}
+			if _, ok := specs[n[1:]]; !ok {
+				fmt.Printf("hv: error: unknown test guest %q in exclusion (guest=list lists them)\n", n[1:])
+				return 1
+			}
+			skip[n[1:]] = true
+		}
+		names = nil
 		for n := range specs {
-			names = append(names, n)
+			if !skip[n] {
+				names = append(names, n)
+			}
 		}
 		sort.Strings(names)
 	}

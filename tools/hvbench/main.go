@@ -50,7 +50,8 @@ func main() {
 	for _, w := range m.warnings {
 		fmt.Fprintln(os.Stderr, "hvbench: warning:", w)
 	}
-	if err := os.WriteFile(*out, []byte(m.section(*image)), 0o644); err != nil {
+	exits := measureExits(context.Background(), *image, *logs)
+	if err := os.WriteFile(*out, []byte(m.section(*image)+exitSection(exits)), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "hvbench:", err)
 		os.Exit(1)
 	}

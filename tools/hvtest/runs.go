@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"hv/tools/emu"
@@ -94,9 +95,12 @@ func badInputSpec(errRE string) marker.Spec {
 // guestsSpec: guest=all must print "guest <name>: PASS" for every guest of
 // the catalogue, in any order (two run at once on two CPUs), no FAIL, and
 // end successfully.
-func guestsSpec() marker.Spec {
+func guestsSpec(except ...string) marker.Spec {
 	var all []*regexp.Regexp
 	for _, n := range testpc.CatalogNames() {
+		if slices.Contains(except, n) {
+			continue
+		}
 		all = append(all, regexp.MustCompile(`^guest `+regexp.QuoteMeta(n)+`: PASS$`))
 	}
 	return marker.Spec{
@@ -124,6 +128,11 @@ const (
 	uefiTimeout  = 4 * time.Minute
 	bochsTimeout = 8 * time.Minute
 )
+
+// guestBochs is a one-CPU Bochs machine for the guest runs.
+func guestBochs(model string) emu.Bochs {
+	return emu.Bochs{Model: model, Count: 1, IPS: 40_000_000}
+}
 
 // table returns every run of "make qemu-test".
 func table() []run {
@@ -178,10 +187,25 @@ func table() []run {
 		run{name: "report-svm", boot: bootKernel, qemu: epyc(2), spec: reportSpec(2, "svm"), timeout: qemuTimeout},
 		run{name: "report-vmx-bochs", boot: bootBochs, bochs: skylake(1), spec: reportSpec(1, "vmx"), timeout: bochsTimeout},
 
-		// Every test guest (issue 3): SVM without NRIP under QEMU TCG, two
-		// VMs at a time on two CPUs; SVM with NRIP under Bochs ryzen.
+		// Every test guest: SVM without NRIP under QEMU TCG, two VMs at a
+		// time on two CPUs (issue 3); SVM with NRIP under Bochs ryzen; VMX
+		// under Bochs Skylake-X and Sandy Bridge (issue 5). Bochs runs at
+		// 40 million instructions per guest second: at its default 4 million
+		// a handful of exits (thousands of host instructions each) outlast
+		// the hlt-pit guests' 2 ms PIT period and the guest never gets past
+		// its interrupt handler.
 		run{name: "qemu-guests-svm", boot: bootKernel, cmdline: "guest=all", qemu: epyc(2), spec: guestsSpec(), timeout: qemuTimeout},
-		run{name: "bochs-ryzen-guests", boot: bootBochs, cmdline: "guest=all", bochs: ryzen, spec: guestsSpec(), timeout: bochsTimeout},
+		// Two limits of Bochs 2.7's SVM keep three isolation cases to QEMU
+		// (and VMX) there: it keeps host interrupts masked for a guest
+		// entered with IF=0 that never changes IF (it computes the mask
+		// from the guest's IF at VMRUN although V_INTR_MASKING is set), so
+		// a guest spinning with interrupts off never exits and the watchdog
+		// cannot run; and a guest's triple fault panics Bochs (or resets the
+		// machine) instead of exiting through the SHUTDOWN intercept.
+		run{name: "bochs-ryzen-guests", boot: bootBochs, cmdline: "guest=all,-loop-forever,-smoke-loop,-triple-fault", bochs: guestBochs("ryzen"),
+			spec: guestsSpec("loop-forever", "smoke-loop", "triple-fault"), timeout: bochsTimeout},
+		run{name: "bochs-skylake-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_skylake_x"), spec: guestsSpec(), timeout: bochsTimeout},
+		run{name: "bochs-sandybridge-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_sandy_bridge_2600k"), spec: guestsSpec(), timeout: bochsTimeout},
 	)
 	return rs
 }
