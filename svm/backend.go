@@ -3,11 +3,11 @@ package svm
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
+	"hv/boot"
 	"hv/vmm"
 )
 
@@ -51,26 +51,13 @@ func (b *Backend) Name() string { return "svm" }
 // Info returns what CPUID said about SVM.
 func (b *Backend) Info() SVMInfo { return b.info }
 
-// readVMCR reads VM_CR, which Bochs does not implement (#GP): that reads
-// as "not disabled, not locked".
-func readVMCR() (v uint64, ok bool) {
-	// #GP reaches the runtime as SIGSEGV with SI_KERNEL: fatal unless the
-	// goroutine asked to panic on faults.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if recover() != nil {
-			v, ok = 0, false
-		}
-	}()
-	return rdmsr(MSRVMCR), true
-}
-
 // EnableCPU sets EFER.SVME and the host save area on the calling CPU, to
 // which the caller must be pinned.
 func (b *Backend) EnableCPU(cpu int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if vmcr, ok := readVMCR(); ok && vmcr&VMCRSVMDis != 0 {
+	// Bochs does not implement VM_CR (#GP): that reads as "not disabled".
+	if vmcr, err := boot.ReadMSR(MSRVMCR); err == nil && vmcr&VMCRSVMDis != 0 {
 		if vmcr&VMCRLock != 0 {
 			return fmt.Errorf("svm: cpu %d: %w", cpu, ErrSVMDisabledLocked)
 		}
@@ -84,8 +71,16 @@ func (b *Backend) EnableCPU(cpu int) error {
 		}
 		b.hsave[cpu] = pa
 	}
-	wrmsr(MSREFER, rdmsr(MSREFER)|EFERSVME)
-	wrmsr(MSRVMHsavePA, pa)
+	efer, err := boot.ReadMSR(MSREFER)
+	if err == nil {
+		err = boot.WriteMSR(MSREFER, efer|EFERSVME)
+	}
+	if err == nil {
+		err = boot.WriteMSR(MSRVMHsavePA, pa)
+	}
+	if err != nil {
+		return fmt.Errorf("svm: cpu %d: enable: %w", cpu, err)
+	}
 	return nil
 }
 

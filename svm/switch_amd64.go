@@ -16,6 +16,3 @@ type guestGPRs struct {
 //
 //go:noescape
 func worldSwitch(vmcbPA, hostSavePA uint64, gprs *guestGPRs, guestFX, hostFX *byte)
-
-func rdmsr(msr uint32) uint64
-func wrmsr(msr uint32, v uint64)

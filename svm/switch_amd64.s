@@ -82,22 +82,3 @@ TEXT ·worldSwitch(SB),NOSPLIT,$16-40
 	FXRSTOR64 (BX)
 	STGI
 	RET
-
-// func rdmsr(msr uint32) uint64 — may raise #GP, which the platform turns
-// into a recoverable Go panic.
-TEXT ·rdmsr(SB),NOSPLIT,$0-16
-	MOVL msr+0(FP), CX
-	RDMSR
-	SHLQ $32, DX
-	ORQ DX, AX
-	MOVQ AX, ret+8(FP)
-	RET
-
-// func wrmsr(msr uint32, v uint64)
-TEXT ·wrmsr(SB),NOSPLIT,$0-16
-	MOVL msr+0(FP), CX
-	MOVQ v+8(FP), AX
-	MOVQ AX, DX
-	SHRQ $32, DX
-	WRMSR
-	RET
