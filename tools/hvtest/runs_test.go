@@ -13,6 +13,11 @@ func TestTableShape(t *testing.T) {
 		{cmdline: "selftest"}: "/m/st.iso", {cmdline: "selftest=crash"}: "/m/crash.iso", {cmdline: ""}: "/m/none.iso",
 		{pxe: true, cmdline: "selftest"}: "/m/pxe",
 	}
+	for _, r := range table() {
+		if _, ok := media[mediaKey{cmdline: r.cmdline}]; !ok {
+			media[mediaKey{cmdline: r.cmdline}] = "/m/" + r.name + ".iso"
+		}
+	}
 	o := options{image: "out/hv", logs: "out/test-logs", ovmf: "/usr/share/ovmf/OVMF.fd"}
 	for _, r := range table() {
 		if names[r.name] {
