@@ -134,7 +134,7 @@ unit:
 	$(GO) vet $(UNIT_PKGS)
 	$(GO) test $(UNIT_PKGS)
 
-qemu-test: deps $(OUT)/hv $(BIN)/hvtest
+qemu-test: deps $(OUT)/hv $(BIN)/hvtest linux-files
 	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs $(HVTEST_FLAGS)
 
 # docs/bench.md is assembled from the sections in $(BENCH_DIR).

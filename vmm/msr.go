@@ -30,8 +30,17 @@ const APICBaseDefault = 0xFEE00000 | 1<<11 | 1<<8
 // EFER bits a guest may set (SCE, LME, LMA, NXE).
 const eferGuestBits = 1<<0 | 1<<8 | 1<<10 | 1<<11
 
-// GuestMSR answers a guest RDMSR. ok false means inject #GP.
+// readMSR answers a guest RDMSR. ok false means inject #GP. The VM's
+// per-processor devices (the local APIC) come first.
 func (v *vcpuRun) readMSR(msr uint32) (uint64, bool) {
+	if l := v.vm.Local; l != nil {
+		if val, handled, err := l.ReadMSR(v.index, msr); handled {
+			return val, err == nil
+		}
+	}
+	if val, ok := v.platformMSRs.read(msr); ok {
+		return val, true
+	}
 	switch msr {
 	case MSRTSC:
 		return v.hostTSC() + uint64(v.cpu.TSCOffset()), true
@@ -52,6 +61,14 @@ func (v *vcpuRun) readMSR(msr uint32) (uint64, bool) {
 
 // writeMSR performs a guest WRMSR. ok false means inject #GP.
 func (v *vcpuRun) writeMSR(msr uint32, val uint64) bool {
+	if l := v.vm.Local; l != nil {
+		if handled, err := l.WriteMSR(v.index, msr, val); handled {
+			return err == nil
+		}
+	}
+	if handled, ok := v.platformMSRs.write(msr, val); handled {
+		return ok
+	}
 	switch msr {
 	case MSRTSC:
 		v.cpu.SetTSCOffset(int64(val - v.hostTSC()))
@@ -81,3 +98,113 @@ func (v *vcpuRun) writeMSR(msr uint32, val uint64) bool {
 }
 
 func canonical(a uint64) bool { return a < 1<<47 || a >= 0xFFFF800000000000 }
+
+// MSRs the VMM models itself: architectural registers a guest operating
+// system reads without a #GP fixup, so that it must see sane values, and
+// that no backend keeps in its guest state. Each value is that of a
+// processor whose firmware has finished platform setup.
+const (
+	// MSRMTRRCap is IA32_MTRRCAP (Intel SDM vol. 3A 12.11.1, AMD APM vol.
+	// 2 7.7.1), read-only. The guest sees no variable or fixed ranges
+	// (VCNT = 0, FIX = 0), write-combining supported (WC, bit 10) and no
+	// SMRR: all of guest RAM takes the default type, because guest memory
+	// types are not the VMM's to split (nested paging ignores them).
+	MSRMTRRCap = 0xFE
+	// MSRMTRRDefType is IA32_MTRR_DEF_TYPE (SDM 12.11.2.1): type in bits
+	// 7:0, FE bit 10, E bit 11, the rest reserved (#GP on write).
+	MSRMTRRDefType = 0x2FF
+	// MSRAMDNBCfg is AMD's NB_CFG (BKDG for family 10h, MSRC001_001F).
+	// Linux sets EnableCf8ExtCfg (bit 46) on every AMD family 10h and
+	// later processor without a #GP fixup. Only that bit is modelled: it
+	// reads back as written; the host bridge has no extended configuration
+	// space for it to open (devices/pci), as for conventional PCI. Any
+	// other bit is reserved here (#GP on write).
+	MSRAMDNBCfg = 0xC001001F
+)
+
+// NBCfgEnableCF8ExtCfg is NB_CFG bit 46, EnableCf8ExtCfg.
+const NBCfgEnableCF8ExtCfg = 1 << 46
+
+// MTRRCapValue is IA32_MTRRCAP: WC supported, no ranges.
+const MTRRCapValue = 1 << 10
+
+// MTRRDefTypeFirmware is IA32_MTRR_DEF_TYPE as firmware leaves it: MTRRs
+// enabled (E), default type write-back (6), fixed ranges off.
+const MTRRDefTypeFirmware = 1<<11 | mtrrTypeWB
+
+// Memory types valid in an MTRR (SDM table 12-8: 2, 3 and 7+ are reserved).
+const (
+	mtrrTypeUC = 0
+	mtrrTypeWC = 1
+	mtrrTypeWT = 4
+	mtrrTypeWP = 5
+	mtrrTypeWB = 6
+
+	mtrrDefTypeWritable = 0xFF | 1<<10 | 1<<11
+)
+
+// platformMSRs hold one vCPU's VMM-modelled MSRs.
+type platformMSRs struct {
+	mtrrDefType uint64
+	nbCfg       uint64
+}
+
+func newPlatformMSRs() platformMSRs { return platformMSRs{mtrrDefType: MTRRDefTypeFirmware} }
+
+func (p *platformMSRs) read(msr uint32) (uint64, bool) {
+	switch msr {
+	case MSRMTRRCap:
+		return MTRRCapValue, true
+	case MSRMTRRDefType:
+		return p.mtrrDefType, true
+	case MSRAMDNBCfg:
+		return p.nbCfg, true
+	}
+	return 0, false
+}
+
+// write reports whether the MSR is one of these (handled) and whether the
+// write is allowed (ok; false injects #GP).
+func (p *platformMSRs) write(msr uint32, val uint64) (handled, ok bool) {
+	switch msr {
+	case MSRMTRRCap:
+		return true, false
+	case MSRMTRRDefType:
+		if val&^uint64(mtrrDefTypeWritable) != 0 {
+			return true, false
+		}
+		switch val & 0xFF {
+		case mtrrTypeUC, mtrrTypeWC, mtrrTypeWT, mtrrTypeWP, mtrrTypeWB:
+		default:
+			return true, false
+		}
+		// FE without fixed-range support (MTRRCAP.FIX = 0) is reserved.
+		if val&(1<<10) != 0 {
+			return true, false
+		}
+		p.mtrrDefType = val
+		return true, true
+	case MSRAMDNBCfg:
+		if val&^uint64(NBCfgEnableCF8ExtCfg) != 0 {
+			return true, false
+		}
+		p.nbCfg = val
+		return true, true
+	}
+	return false, false
+}
+
+// save puts the VMM-modelled MSRs into a vCPU state.
+func (p *platformMSRs) save(st *State) {
+	st.VMMMSRs = map[uint32]uint64{MSRMTRRDefType: p.mtrrDefType, MSRAMDNBCfg: p.nbCfg}
+}
+
+// restore takes them back; missing entries keep their power-on values.
+func (p *platformMSRs) restore(m map[uint32]uint64) {
+	if v, ok := m[MSRMTRRDefType]; ok {
+		p.mtrrDefType = v
+	}
+	if v, ok := m[MSRAMDNBCfg]; ok {
+		p.nbCfg = v
+	}
+}

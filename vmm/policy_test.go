@@ -3,6 +3,8 @@ package vmm
 import (
 	"errors"
 	"testing"
+
+	"hv/devices/bus"
 )
 
 func fakeHostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
@@ -165,5 +167,112 @@ func TestMemory(t *testing.T) {
 	}
 	if _, err := m.Slice(^uint64(0), 2); !errors.Is(err, ErrOutsideMemory) {
 		t.Errorf("wrapping slice: %v", err)
+	}
+}
+
+func TestPlatformMSRs(t *testing.T) {
+	tests := []struct {
+		name   string
+		msr    uint32
+		write  uint64
+		wantOK bool
+		read   uint64 // what a read gives afterwards
+	}{
+		{"MTRRCAP is read-only", MSRMTRRCap, 0, false, MTRRCapValue},
+		{"MTRR_DEF_TYPE UC, disabled", MSRMTRRDefType, 0, true, 0},
+		{"MTRR_DEF_TYPE E|WB", MSRMTRRDefType, 1<<11 | 6, true, 1<<11 | 6},
+		{"MTRR_DEF_TYPE reserved type 2", MSRMTRRDefType, 1<<11 | 2, false, MTRRDefTypeFirmware},
+		{"MTRR_DEF_TYPE type 7", MSRMTRRDefType, 7, false, MTRRDefTypeFirmware},
+		{"MTRR_DEF_TYPE reserved bit 12", MSRMTRRDefType, 1<<12 | 6, false, MTRRDefTypeFirmware},
+		{"MTRR_DEF_TYPE FE without fixed ranges", MSRMTRRDefType, 1<<10 | 1<<11 | 6, false, MTRRDefTypeFirmware},
+		{"NB_CFG EnableCf8ExtCfg", MSRAMDNBCfg, NBCfgEnableCF8ExtCfg, true, NBCfgEnableCF8ExtCfg},
+		{"NB_CFG other bit", MSRAMDNBCfg, 1, false, 0},
+	}
+	for _, tt := range tests {
+		v := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs()}
+		if ok := v.writeMSR(tt.msr, tt.write); ok != tt.wantOK {
+			t.Errorf("%s: WRMSR %#x <- %#x ok = %v, want %v", tt.name, tt.msr, tt.write, ok, tt.wantOK)
+		}
+		if got, ok := v.readMSR(tt.msr); !ok || got != tt.read {
+			t.Errorf("%s: RDMSR %#x = %#x, %v; want %#x", tt.name, tt.msr, got, ok, tt.read)
+		}
+		var st State
+		v.platformMSRs.save(&st)
+		w := &vcpuRun{vm: v.vm, cpu: v.cpu, platformMSRs: platformMSRs{}}
+		w.platformMSRs.restore(st.VMMMSRs)
+		if w.platformMSRs != v.platformMSRs {
+			t.Errorf("%s: save/restore gave %+v, want %+v", tt.name, w.platformMSRs, v.platformMSRs)
+		}
+	}
+}
+
+// fakeLocal claims MSR 0x800 and the page at 0xFEE00000 for vCPU 0 only.
+type fakeLocal struct {
+	val uint64
+	dev fakeDevice
+}
+
+type fakeDevice struct{ last []byte }
+
+func (d *fakeDevice) Read(off uint64, p []byte) {
+	for i := range p {
+		p[i] = byte(off) + byte(i)
+	}
+}
+func (d *fakeDevice) Write(_ uint64, p []byte) { d.last = append([]byte(nil), p...) }
+
+func (l *fakeLocal) ReadMSR(vcpu int, msr uint32) (uint64, bool, error) {
+	if vcpu != 0 || msr != 0x800 {
+		return 0, false, nil
+	}
+	return l.val, true, nil
+}
+
+func (l *fakeLocal) WriteMSR(vcpu int, msr uint32, v uint64) (bool, error) {
+	if vcpu != 0 || msr != 0x800 {
+		return false, nil
+	}
+	if v > 0xFF {
+		return true, errors.New("#GP")
+	}
+	l.val = v
+	return true, nil
+}
+
+func (l *fakeLocal) MMIO(vcpu int, gpa uint64) (bus.Device, uint64, bool) {
+	if vcpu != 0 || gpa < 0xFEE00000 || gpa >= 0xFEE01000 {
+		return nil, 0, false
+	}
+	return &l.dev, gpa - 0xFEE00000, true
+}
+
+func TestLocalDevices(t *testing.T) {
+	l := &fakeLocal{}
+	vm := &VM{platform: fakePlatform{}, Local: l, Bus: bus.New(), Inputs: PassThrough{}}
+	v := &vcpuRun{vm: vm, cpu: &fakeVCPU{msrs: map[uint32]uint64{}}}
+	if !v.writeMSR(0x800, 0x42) || l.val != 0x42 {
+		t.Errorf("local MSR write: val %#x", l.val)
+	}
+	if got, ok := v.readMSR(0x800); !ok || got != 0x42 {
+		t.Errorf("local MSR read %#x, %v", got, ok)
+	}
+	if v.writeMSR(0x800, 0x100) {
+		t.Error("local device's #GP not passed on")
+	}
+	if _, ok := v.readMSR(0x801); ok {
+		t.Error("MSR the local devices do not claim went past the VMM's policy")
+	}
+	if !v.isMMIO(0xFEE00020) || v.isMMIO(0xFEE01000) {
+		t.Error("local MMIO range wrong")
+	}
+	if got, err := v.ReadMMIO(0xFEE00020, 4); err != nil || got != 0x23222120 {
+		t.Errorf("local MMIO read %#x, %v", got, err)
+	}
+	if err := v.WriteMMIO(0xFEE000B0, 4, 0); err != nil || len(l.dev.last) != 4 {
+		t.Errorf("local MMIO write: %v, %v", err, l.dev.last)
+	}
+	w := &vcpuRun{vm: vm, index: 1, cpu: &fakeVCPU{msrs: map[uint32]uint64{}}}
+	if w.isMMIO(0xFEE00020) {
+		t.Error("vCPU 1 sees vCPU 0's local page")
 	}
 }

@@ -95,10 +95,13 @@ type Event struct {
 // State is a vCPU's whole architectural state as the VMM saves and restores
 // it (fault tolerance, nesting, snapshots).
 type State struct {
-	Regs      Regs
-	SRegs     SRegs
-	MSRs      map[uint32]uint64 // backend-held MSRs (PAT, STAR, LSTAR, ...)
-	FPU       [512]byte         // FXSAVE image
+	Regs  Regs
+	SRegs SRegs
+	MSRs  map[uint32]uint64 // backend-held MSRs (PAT, STAR, LSTAR, ...)
+	// VMMMSRs are the MSRs the VMM models itself (msr.go: MTRRs, ...);
+	// backends neither fill nor read them.
+	VMMMSRs   map[uint32]uint64
+	FPU       [512]byte // FXSAVE image
 	TSCOffset int64
 	Pending   *Event // an event waiting for injection
 	Shadow    bool   // interrupt shadow (STI / MOV SS)

@@ -107,6 +107,7 @@ type VM struct {
 	Inputs   Inputs
 	Timers   []Timer
 	Observer SwitchObserver // nil: none
+	Local    Local          // per-processor devices; nil: none
 
 	backend  Backend
 	platform Platform
@@ -173,6 +174,41 @@ func (vm *VM) startClock(at uint64) {
 		}
 	}
 	vm.started = true
+}
+
+// GuestTSCAt is the TSC value a guest reads at VM-clock time ns (the host
+// TSC plus Config.TSCOffset), for devices timed by the guest TSC such as
+// the LAPIC's TSC-deadline mode. A guest that writes IA32_TSC moves its own
+// vCPU's offset, which this does not follow.
+func (vm *VM) GuestTSCAt(ns uint64) uint64 {
+	hi, lo := bits.Mul64(ns, vm.tscHz)
+	var ticks uint64
+	if hi < 1e9 {
+		ticks, _ = bits.Div64(hi, lo, 1e9)
+	} else {
+		ticks = ^uint64(0)
+	}
+	return vm.tsc0 + ticks + uint64(vm.TSCOffset)
+}
+
+// NanosAtGuestTSC is the earliest VM-clock time at which the guest TSC
+// reaches tsc: 0 if it already had at VM clock zero, ^0 if never.
+func (vm *VM) NanosAtGuestTSC(tsc uint64) uint64 {
+	start := vm.tsc0 + uint64(vm.TSCOffset)
+	if tsc <= start || vm.tscHz == 0 {
+		if tsc <= start {
+			return 0
+		}
+		return ^uint64(0)
+	}
+	hi, lo := bits.Mul64(tsc-start, 1e9)
+	lo, c := bits.Add64(lo, vm.tscHz-1, 0)
+	hi += c
+	if hi >= vm.tscHz {
+		return ^uint64(0)
+	}
+	ns, _ := bits.Div64(hi, lo, vm.tscHz)
+	return ns
 }
 
 func (vm *VM) elapsed() time.Duration { return time.Duration(vm.Now()) }
@@ -257,7 +293,10 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 	if !vm.started {
 		vm.startClock(0)
 	}
-	r := &vcpuRun{vm: vm, cpu: vc, index: 0, hostCPU: cpu}
+	r := &vcpuRun{vm: vm, cpu: vc, index: 0, hostCPU: cpu, platformMSRs: newPlatformMSRs()}
+	if opt.Restore != nil {
+		r.platformMSRs.restore(opt.Restore.VMMMSRs)
+	}
 	r.emu = emulate.New(r, r, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
 	err = r.loop(opt.StopAfter)
 	res.Exits = r.exits
@@ -266,6 +305,7 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 		if serr != nil {
 			return res, fmt.Errorf("vmm: vm %s: save: %w", vm.Name, serr)
 		}
+		r.platformMSRs.save(&st)
 		res.Snapshot = &st
 		return res, nil
 	}
@@ -286,6 +326,8 @@ type vcpuRun struct {
 	exits   uint64
 	pending *Event
 	hostCPU int
+	// platformMSRs are the MSRs the VMM models itself (MTRRs, ...).
+	platformMSRs platformMSRs
 }
 
 func (v *vcpuRun) hostTSC() uint64 { return v.vm.platform.TSC() }
@@ -626,6 +668,9 @@ func (v *vcpuRun) handleMMIO(ex Exit) error {
 }
 
 func (v *vcpuRun) isMMIO(gpa uint64) bool {
+	if _, _, ok := v.localMMIO(gpa); ok {
+		return true
+	}
 	for _, r := range v.vm.Bus.MMIORanges() {
 		if gpa >= r.Base && gpa-r.Base < r.Size {
 			return true
@@ -701,7 +746,9 @@ func (v *vcpuRun) ReadMMIO(gpa uint64, size int) (uint64, error) {
 	if size < 1 || size > 8 {
 		return 0, fmt.Errorf("vmm: mmio read size %d", size)
 	}
-	if err := v.vm.Bus.ReadMMIO(gpa, b[:size]); err != nil {
+	if d, off, ok := v.localMMIO(gpa); ok {
+		d.Read(off, b[:size])
+	} else if err := v.vm.Bus.ReadMMIO(gpa, b[:size]); err != nil {
 		return 0, err
 	}
 	var val uint64
@@ -719,7 +766,19 @@ func (v *vcpuRun) WriteMMIO(gpa uint64, size int, val uint64) error {
 	for i := 0; i < size; i++ {
 		b[i] = byte(val >> (8 * i))
 	}
+	if d, off, ok := v.localMMIO(gpa); ok {
+		d.Write(off, b[:size])
+		return nil
+	}
 	return v.vm.Bus.WriteMMIO(gpa, b[:size])
+}
+
+// localMMIO finds the exiting vCPU's own device at gpa, if any.
+func (v *vcpuRun) localMMIO(gpa uint64) (bus.Device, uint64, bool) {
+	if v.vm.Local == nil {
+		return nil, 0, false
+	}
+	return v.vm.Local.MMIO(v.index, gpa)
 }
 
 func (v *vcpuRun) In(port uint16, size int) (uint32, error) {

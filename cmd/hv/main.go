@@ -38,6 +38,9 @@ func main() {
 			boot.Exit(1)
 		}
 	}
+	if opts.VM != nil {
+		boot.Exit(runVM(opts.VM))
+	}
 	boot.Exit(0)
 }
 

@@ -94,6 +94,9 @@ var emuCases = []emuCase{
 		setup: set(rbx, 0xFFFF_FFFF_0000_0000|D, rax, 3), log: []busOp{w(D, 4, 3)}},
 
 	// MOV loads.
+	{mode: mLong, asm: "mov eax, dword ptr [rdi-0xa03000]", code: []byte{0x8b, 0x87, 0x00, 0xd0, 0x5f, 0xff}, mmio: D,
+		name:  "disp32 sign-extended to 64 (Linux's fixmap APIC read)",
+		setup: all(set(rdi, D+0xa03000+0x20), putMem(D+0x20, 4, 0x14)), regs: regs(rax, 0x14), log: []busOp{r(D+0x20, 4, 0x14)}},
 	{mode: mLong, asm: "mov al, byte ptr [rbx]", code: []byte{0x8a, 0x03}, mmio: D,
 		setup: all(set(rbx, D, rax, qv), putMem(D, 1, 0xEE)),
 		regs:  regs(rax, 0x1122_3344_5566_77EE), log: []busOp{r(D, 1, 0xEE)}},

@@ -94,7 +94,7 @@ func (e *Emulator) effAddr(m x86asm.Mem) (SegReg, uint64) {
 			off += e.readGPR(g) * uint64(m.Scale)
 		}
 	}
-	off += uint64(m.Disp)
+	off += e.disp(m)
 	switch e.inst.AddrSize {
 	case 16:
 		off &= 0xFFFF
@@ -105,6 +105,20 @@ func (e *Emulator) effAddr(m x86asm.Mem) (SegReg, uint64) {
 		seg = SegReg(m.Segment - x86asm.ES)
 	}
 	return seg, off
+}
+
+// disp is m's displacement as the processor adds it. x86asm reports a
+// 32-bit displacement zero-extended; with 64-bit addressing the processor
+// sign-extends it (SDM vol. 2A 2.2.1.3), except in the moffs forms of MOV
+// (A0-A3), whose offset is a full 64-bit address (2.2.1.4).
+func (e *Emulator) disp(m x86asm.Mem) uint64 {
+	if e.inst.AddrSize != 64 {
+		return uint64(m.Disp)
+	}
+	if op := e.inst.Opcode >> 24; op >= 0xA0 && op <= 0xA3 {
+		return uint64(m.Disp)
+	}
+	return uint64(int64(int32(m.Disp)))
 }
 
 // memOperand resolves the memory operand m for an access of size bytes.

@@ -5,6 +5,7 @@ package bootopt
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -18,18 +19,45 @@ type Options struct {
 	// Guests lists test guests to run (`guest=a,b`); ["list"] prints them
 	// and ["all"] runs every one.
 	Guests []string
+	// VM is a PC guest to run (`vm=<name>`), nil without one.
+	VM *VM
 }
+
+// VM is a PC guest's configuration: files are named by their boot module
+// names (the module's command line), the guest command line is `append`.
+type VM struct {
+	Name   string // vm=<name>
+	Kernel string // kernel=<module>: bzImage, Multiboot or ELF
+	Initrd string // initrd=<module>, optional
+	Disk   string // disk=<module>: virtio-blk contents, optional
+	Append string // append=<guest command line>
+	MemMiB uint64 // mem=<MiB>, 0: the machine's default
+}
+
+// MaxMemMiB bounds mem= (the PC keeps guest RAM below its 3.5 GiB PCI
+// window).
+const MaxMemMiB = 3584
 
 // known maps each option to whether it takes a value.
 var known = map[string]string{
 	"selftest": "optional: crash",
 	"bench":    "none",
 	"guest":    "required: comma-separated names, list, or all",
+	"vm":       "required: the VM's name",
+	"kernel":   "required: boot module name",
+	"initrd":   "required: boot module name",
+	"disk":     "required: boot module name",
+	"append":   "required: guest command line (quote it)",
+	"mem":      "required: MiB",
 }
+
+// vmOptions are the options that only make sense with vm=.
+var vmOptions = []string{"kernel", "initrd", "disk", "append", "mem"}
 
 // Names lists the known options for error messages.
 func Names() []string {
-	return []string{"selftest", "selftest=crash", "bench", "guest=<name>[,<name>...]|list|all"}
+	return []string{"selftest", "selftest=crash", "bench", "guest=<name>[,<name>...]|list|all",
+		"vm=<name>", "kernel=<module>", "initrd=<module>", "disk=<module>", `append="<cmdline>"`, "mem=<MiB>"}
 }
 
 // Split tokenises a command line the way a shell would for simple cases:
@@ -134,7 +162,67 @@ func Parse(cmdline string) (Options, error) {
 				}
 				o.Guests = append(o.Guests, g)
 			}
+		case "vm", "kernel", "initrd", "disk", "mem":
+			if !hasValue || value == "" {
+				return o, fmt.Errorf("boot option %q needs a value", w)
+			}
+			if o.VM == nil {
+				o.VM = &VM{}
+			}
+			switch name {
+			case "vm":
+				if !validName(value) {
+					return o, fmt.Errorf("bad VM name in %q: use letters, digits, '-' and '_'", w)
+				}
+				o.VM.Name = value
+			case "kernel":
+				o.VM.Kernel = value
+			case "initrd":
+				o.VM.Initrd = value
+			case "disk":
+				o.VM.Disk = value
+			case "mem":
+				n, err := strconv.ParseUint(value, 10, 64)
+				if err != nil || n == 0 || n > MaxMemMiB {
+					return o, fmt.Errorf("bad value in boot option %q: want MiB from 1 to %d", w, MaxMemMiB)
+				}
+				o.VM.MemMiB = n
+			}
+		case "append":
+			if !hasValue {
+				return o, fmt.Errorf("boot option %q needs a value: append=\"<guest command line>\"", w)
+			}
+			if o.VM == nil {
+				o.VM = &VM{}
+			}
+			o.VM.Append = value
+		}
+	}
+	if o.VM != nil {
+		if o.VM.Name == "" {
+			for _, n := range vmOptions {
+				if seen[n] {
+					return o, fmt.Errorf("boot option %q needs vm=<name>", n)
+				}
+			}
+		}
+		if o.VM.Kernel == "" {
+			return o, fmt.Errorf("vm=%s needs kernel=<module>", o.VM.Name)
 		}
 	}
 	return o, nil
+}
+
+// validName reports whether s is a usable VM name: it prefixes console
+// lines, so letters, digits, '-' and '_' only.
+func validName(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -63,6 +63,20 @@ func TestParse(t *testing.T) {
 		{"bench=1", Options{}, "takes no value"},
 		{"selftest selftest", Options{}, "given twice"},
 		{`selftest "x`, Options{}, "malformed command line"},
+		{"vm=linux kernel=vmlinuz", Options{VM: &VM{Name: "linux", Kernel: "vmlinuz"}}, ""},
+		{`/tmp/hv vm=l1 kernel=k initrd=i disk=d mem=512 append="console=ttyS0 quiet"`,
+			Options{VM: &VM{Name: "l1", Kernel: "k", Initrd: "i", Disk: "d", MemMiB: 512, Append: "console=ttyS0 quiet"}}, ""},
+		{`append= vm=x kernel=k`, Options{VM: &VM{Name: "x", Kernel: "k"}}, ""},
+		{"vm=linux", Options{}, "needs kernel"},
+		{"kernel=vmlinuz", Options{}, "needs vm="},
+		{`append="a b"`, Options{}, "needs vm="},
+		{"vm=linux kernel=k mem=0", Options{}, "bad value"},
+		{"vm=linux kernel=k mem=99999", Options{}, "bad value"},
+		{"vm=linux kernel=k mem=1x", Options{}, "bad value"},
+		{"bench vm=a.b kernel=k", Options{}, "bad VM name"},
+		{"vm=linux kernel=", Options{}, "needs a value"},
+		{"vm=linux kernel=a kernel=b", Options{}, "given twice"},
+		{"append", Options{}, "needs a value"},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.in)
@@ -83,13 +97,16 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"selftest", "guest=a,b", `"x`, "=", "selftest=crash bench"} {
+	for _, s := range []string{"selftest", "guest=a,b", `"x`, "=", "selftest=crash bench", `vm=a kernel=k append="x y" mem=256`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		o, err := Parse(s)
 		if err == nil && o.SelfTest != "" && o.SelfTest != "run" && o.SelfTest != "crash" {
 			t.Fatalf("Parse(%q) gave SelfTest %q", s, o.SelfTest)
+		}
+		if err == nil && o.VM != nil && (o.VM.Kernel == "" || !validName(o.VM.Name) || o.VM.MemMiB > MaxMemMiB) {
+			t.Fatalf("Parse(%q) gave an invalid VM %+v", s, *o.VM)
 		}
 	})
 }
