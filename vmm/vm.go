@@ -402,81 +402,127 @@ func (v *vcpuRun) inject(ev Event) { v.pending = &ev }
 
 func (v *vcpuRun) injectGP() { v.inject(Event{Type: EventException, Vector: 13, HasError: true}) }
 
-func (v *vcpuRun) dispatch(ex Exit) error {
-	switch ex.Reason {
-	case ExitIO:
-		return v.handleIO(ex)
-	case ExitMMIO:
-		return v.handleMMIO(ex)
-	case ExitCPUID:
-		r := v.cpu.Regs()
-		a, b, c, d := GuestCPUID(v.vm.platform.CPUID, v.index, uint32(r.RAX), uint32(r.RCX))
-		r.RAX, r.RBX, r.RCX, r.RDX = uint64(a), uint64(b), uint64(c), uint64(d)
-		v.cpu.SetRegs(r)
-		return v.skip(ex)
-	case ExitMSRRead:
-		r := v.cpu.Regs()
-		val, ok := v.readMSR(uint32(r.RCX))
-		if !ok {
-			v.injectGP()
-			return nil
-		}
-		r.RAX, r.RDX = val&0xFFFFFFFF, val>>32
-		v.cpu.SetRegs(r)
-		return v.skip(ex)
-	case ExitMSRWrite:
-		r := v.cpu.Regs()
-		if !v.writeMSR(uint32(r.RCX), r.RDX<<32|r.RAX&0xFFFFFFFF) {
-			v.injectGP()
-			return nil
-		}
-		return v.skip(ex)
-	case ExitRDTSC, ExitRDTSCP:
-		r := v.cpu.Regs()
-		t := v.vm.Inputs.TSC(v.hostTSC() + uint64(v.cpu.TSCOffset()))
-		r.RAX, r.RDX = t&0xFFFFFFFF, t>>32
-		if ex.Reason == ExitRDTSCP {
-			aux, _ := v.cpu.MSR(MSRTSCAux)
-			r.RCX = aux & 0xFFFFFFFF
-		}
-		v.cpu.SetRegs(r)
-		return v.skip(ex)
-	case ExitHLT:
-		if err := v.skip(ex); err != nil {
-			return err
-		}
-		return v.halt()
-	case ExitHypercall:
-		r := v.cpu.Regs()
-		if r.RAX == 0 {
-			r.RAX = 0
-		} else {
-			r.RAX = ^uint64(0) // unknown hypercall
-		}
-		v.cpu.SetRegs(r)
-		return v.skip(ex)
-	case ExitPause:
-		return v.skip(ex)
-	case ExitXSETBV:
-		r := v.cpu.Regs()
-		if r.RCX&0xFFFFFFFF != 0 || r.RAX&0xFFFFFFFF != 3 && r.RAX&0xFFFFFFFF != 1 {
-			v.injectGP()
-			return nil
-		}
-		return v.skip(ex)
-	case ExitVirtInstr, ExitInvalidOpcode:
-		v.inject(Event{Type: EventException, Vector: 6}) // #UD: not offered to guests
-		return nil
-	case ExitInterruptWindow, ExitExternalInterrupt, ExitNMI, ExitNone:
-		return nil
-	case ExitShutdown:
-		return v.stop("triple fault", nil)
-	case ExitInvalidState:
-		return v.stop("invalid state: "+ex.Detail, nil)
-	case ExitException:
+// exitHandler handles one kind of exit.
+type exitHandler func(v *vcpuRun, ex Exit) error
+
+// exitHandlers is the dispatch table, indexed by neutral reason. A reason
+// without a handler stops the VM with the exit named.
+var exitHandlers = [numReasons]exitHandler{
+	ExitIO:                (*vcpuRun).handleIO,
+	ExitMMIO:              (*vcpuRun).handleMMIO,
+	ExitCPUID:             (*vcpuRun).handleCPUID,
+	ExitMSRRead:           (*vcpuRun).handleRDMSR,
+	ExitMSRWrite:          (*vcpuRun).handleWRMSR,
+	ExitRDTSC:             (*vcpuRun).handleRDTSC,
+	ExitRDTSCP:            (*vcpuRun).handleRDTSC,
+	ExitHLT:               (*vcpuRun).handleHLT,
+	ExitHypercall:         (*vcpuRun).handleHypercall,
+	ExitPause:             (*vcpuRun).skip,
+	ExitXSETBV:            (*vcpuRun).handleXSETBV,
+	ExitVirtInstr:         (*vcpuRun).handleRefused,
+	ExitInvalidOpcode:     (*vcpuRun).handleRefused,
+	ExitInterruptWindow:   handleNothing, // the loop delivers the interrupt
+	ExitExternalInterrupt: handleNothing, // the host took it after the exit
+	ExitNMI:               handleNothing,
+	ExitNone:              handleNothing, // the backend finished the work itself
+	ExitShutdown:          func(v *vcpuRun, _ Exit) error { return v.stop("triple fault", nil) },
+	// Backends emulate the control-register accesses they intercept (VMX:
+	// CR0/CR4 bits the VMM owns); one that reaches the VMM is a backend gap.
+	ExitCRAccess: func(v *vcpuRun, ex Exit) error {
+		return v.stop("control-register access the backend did not emulate: "+ex.String(), nil)
+	},
+	ExitInvalidState: func(v *vcpuRun, ex Exit) error { return v.stop("invalid state: "+ex.Detail, nil) },
+	ExitException: func(v *vcpuRun, ex Exit) error {
 		return v.stop(fmt.Sprintf("unexpected intercepted exception %d", ex.Vector), nil)
+	},
+}
+
+func handleNothing(*vcpuRun, Exit) error { return nil }
+
+func (v *vcpuRun) dispatch(ex Exit) error {
+	if ex.Reason < numReasons {
+		if h := exitHandlers[ex.Reason]; h != nil {
+			return h(v, ex)
+		}
 	}
 	return v.stop("unhandled exit "+ex.String(), nil)
+}
+
+func (v *vcpuRun) handleCPUID(ex Exit) error {
+	r := v.cpu.Regs()
+	a, b, c, d := GuestCPUID(v.vm.platform.CPUID, v.index, uint32(r.RAX), uint32(r.RCX))
+	r.RAX, r.RBX, r.RCX, r.RDX = uint64(a), uint64(b), uint64(c), uint64(d)
+	v.cpu.SetRegs(r)
+	return v.skip(ex)
+}
+
+func (v *vcpuRun) handleRDMSR(ex Exit) error {
+	r := v.cpu.Regs()
+	val, ok := v.readMSR(uint32(r.RCX))
+	if !ok {
+		v.injectGP()
+		return nil
+	}
+	r.RAX, r.RDX = val&0xFFFFFFFF, val>>32
+	v.cpu.SetRegs(r)
+	return v.skip(ex)
+}
+
+func (v *vcpuRun) handleWRMSR(ex Exit) error {
+	r := v.cpu.Regs()
+	if !v.writeMSR(uint32(r.RCX), r.RDX<<32|r.RAX&0xFFFFFFFF) {
+		v.injectGP()
+		return nil
+	}
+	return v.skip(ex)
+}
+
+func (v *vcpuRun) handleRDTSC(ex Exit) error {
+	r := v.cpu.Regs()
+	t := v.vm.Inputs.TSC(v.hostTSC() + uint64(v.cpu.TSCOffset()))
+	r.RAX, r.RDX = t&0xFFFFFFFF, t>>32
+	if ex.Reason == ExitRDTSCP {
+		aux, _ := v.cpu.MSR(MSRTSCAux)
+		r.RCX = aux & 0xFFFFFFFF
+	}
+	v.cpu.SetRegs(r)
+	return v.skip(ex)
+}
+
+func (v *vcpuRun) handleHLT(ex Exit) error {
+	if err := v.skip(ex); err != nil {
+		return err
+	}
+	return v.halt()
+}
+
+// handleHypercall serves VMMCALL/VMCALL: RAX=0 is the no-op call that
+// returns 0; any other number returns -1 (unknown hypercall).
+func (v *vcpuRun) handleHypercall(ex Exit) error {
+	r := v.cpu.Regs()
+	if r.RAX != 0 {
+		r.RAX = ^uint64(0)
+	}
+	v.cpu.SetRegs(r)
+	return v.skip(ex)
+}
+
+// handleXSETBV accepts only XCR0 = x87 or x87|SSE: the VMM does not switch
+// extended state, and CPUID hides XSAVE from guests.
+func (v *vcpuRun) handleXSETBV(ex Exit) error {
+	r := v.cpu.Regs()
+	if r.RCX&0xFFFFFFFF != 0 || r.RAX&0xFFFFFFFF != 3 && r.RAX&0xFFFFFFFF != 1 {
+		v.injectGP()
+		return nil
+	}
+	return v.skip(ex)
+}
+
+// handleRefused injects #UD for instructions not offered to guests
+// (virtualization instructions while nesting is off, MONITOR/MWAIT).
+func (v *vcpuRun) handleRefused(Exit) error {
+	v.inject(Event{Type: EventException, Vector: 6})
+	return nil
 }
 
 // halt waits until an interrupt can be delivered, a device timer is due, or

@@ -41,3 +41,20 @@ func TestDecodeMode(t *testing.T) {
 		t.Errorf("long mode decodes as %d", m)
 	}
 }
+
+// TestEveryReasonHandled: each neutral reason but ExitUnknown has a handler
+// in the dispatch table, so adding a reason without one fails here rather
+// than stopping VMs with "unhandled exit".
+func TestEveryReasonHandled(t *testing.T) {
+	for r := Reason(0); r < numReasons; r++ {
+		if r == ExitUnknown {
+			if exitHandlers[r] != nil {
+				t.Errorf("ExitUnknown has a handler; it must stop the VM")
+			}
+			continue
+		}
+		if exitHandlers[r] == nil {
+			t.Errorf("no handler for %v", r)
+		}
+	}
+}
