@@ -412,7 +412,7 @@ func sysCloneCall(c *percpu, t *thread, flags, stack, tls uint64) int64 {
 	if flags&cloneSetTLS != 0 {
 		n.fsbase = tls
 	}
-	n.fxArea = t.fxArea
+	copyFXState(n, t)
 	n.affinity = t.affinity
 	n.sigmask = t.sigmask
 	n.cpu = int32(leastLoadedCPU(&n.affinity))
@@ -565,4 +565,12 @@ func hvFreeFrames(pa, n uint64) int64 {
 		return -_EINVAL
 	}
 	return 0
+}
+
+// copyFXState gives dst the FPU/SSE state of src. The FXSAVE image sits at
+// a 16-byte boundary inside fxArea, whose offset differs between threads, so
+// the image is copied, not the array: a shifted copy gave new threads a
+// garbage MXCSR (SIGFPE in the garbage collector's float code).
+func copyFXState(dst, src *thread) {
+	copy(dst.fxArea[fxOffset(dst):fxOffset(dst)+512], src.fxArea[fxOffset(src):fxOffset(src)+512])
 }
