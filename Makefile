@@ -1,6 +1,9 @@
 # hv: build, boot, test and measure the hypervisor.
 #
-#   make run [ARGS="selftest"]   boot out/hv under QEMU on this terminal (Ctrl-A x quits)
+#   make run                     the default VM: Debian's kernel and initramfs, a shell on its console
+#   make run KERNEL=F [INITRD=F] [APPEND="..."] [MEM=MiB] [CPUS=n]
+#                                that guest as the only VM under QEMU TCG (mk/run-guest.sh)
+#   make run ARGS="selftest"     boot out/hv under QEMU with those boot options (Ctrl-A x quits)
 #   make test                    host unit tests, go vet, gofmt, then make qemu-test
 #   make qemu-test               every emulator run of tools/hvtest (docs/testing.md)
 #   make image | iso | pxe       out/hv, out/hv.iso (BIOS+UEFI), out/pxe/ (iPXE)
@@ -10,6 +13,9 @@
 #
 # Variables:
 #   ARGS      kernel command line (boot options) for run, iso and pxe
+#   KERNEL, INITRD, APPEND, MEM, CPUS   the guest of run: bzImage or Multiboot/ELF
+#             kernel, initrd (a Multiboot kernel's first module), its command
+#             line, RAM in MiB, vCPUs (only 1 today)
 #   CMDLINE   the same for iso and pxe only (defaults to ARGS)
 #   QEMU_MEM, QEMU_SMP   memory (MiB) and CPUs for run
 #   HVTEST_FLAGS         extra flags for tools/hvtest, e.g. HVTEST_FLAGS='-run smp2 -v'
@@ -34,6 +40,11 @@ BIN       := $(OUT)/bin
 BENCH_DIR := $(OUT)/bench
 
 ARGS     ?=
+KERNEL   ?=
+INITRD   ?=
+APPEND   ?=
+MEM      ?=
+CPUS     ?=
 CMDLINE  ?= $(ARGS)
 QEMU_MEM ?= 512
 QEMU_SMP ?= 2
@@ -108,10 +119,30 @@ iso: deps $(OUT)/hv.iso
 pxe: $(OUT)/pxe/boot.ipxe
 	@echo "out/pxe: serve it over TFTP, or try: qemu-system-x86_64 -accel tcg -cpu EPYC -m 512 -display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 -netdev user,id=n,tftp=out/pxe,bootfile=boot.ipxe -device virtio-net-pci,netdev=n -boot n"
 
-# QEMU ends with (S<<1)|1 when the kernel exits with status S; run turns that
-# back into S so that "make run" succeeds when the hypervisor does. (QEMU's
-# own start-up errors also exit 1; its message on stderr tells them apart.)
-run: deps $(OUT)/hv
+# The default VM of a bare "make run": Debian's kernel and initramfs from
+# linux-files, /init starting a shell on the console (hv.shell).
+RUN_DEFAULT := $(if $(strip $(ARGS)$(KERNEL)),,yes)
+ifeq ($(RUN_DEFAULT),yes)
+KERNEL := $(OUT)/linux/vmlinuz
+INITRD := $(OUT)/linux/initramfs.cpio.gz
+APPEND := console=ttyS0 panic=-1 hv.shell
+endif
+# The guest's own QEMU memory only when QEMU_MEM is given; mk/run-guest.sh
+# sizes it for MEM otherwise.
+RUN_QEMU_MEM := $(if $(filter command% environment%,$(origin QEMU_MEM)),$(QEMU_MEM))
+
+# With KERNEL (or nothing at all) run boots one guest VM, ending as QEMU
+# would running that guest (mk/run-guest.sh). With ARGS it boots the
+# hypervisor with those options: QEMU ends with (S<<1)|1 when the kernel
+# exits with status S, and run turns that back into S so that "make run"
+# succeeds when the hypervisor does. (QEMU's own start-up errors also exit
+# 1; its message on stderr tells them apart.)
+run: deps $(OUT)/hv $(if $(RUN_DEFAULT),linux-files)
+ifneq ($(strip $(KERNEL)),)
+	@$(if $(strip $(ARGS)),echo "run: give ARGS (hypervisor boot options) or KERNEL (a guest) but not both" >&2; exit 2;) \
+	mk/run-guest.sh $(OUT)/hv '$(subst ','\'',$(KERNEL))' '$(subst ','\'',$(INITRD))' '$(subst ','\'',$(APPEND))' \
+		'$(subst ','\'',$(MEM))' '$(subst ','\'',$(CPUS))' '$(RUN_QEMU_MEM)' '$(QEMU_SMP)'
+else
 	@accel="$$(mk/qemu-accel.sh)"; \
 	echo "qemu $$accel -m $(QEMU_MEM) -smp $(QEMU_SMP): Ctrl-A x quits, Ctrl-A c is QEMU's monitor"; \
 	qemu-system-x86_64 $$accel -m $(QEMU_MEM) -smp $(QEMU_SMP) -display none -serial mon:stdio \
@@ -122,6 +153,7 @@ run: deps $(OUT)/hv
 	if (( s % 2 == 1 )); then s=$$((s >> 1)); echo "hv exited with status $$s"; \
 	else echo "qemu ended with code $$s without the kernel's exit (reset, triple fault or quit)"; fi; \
 	exit $$s
+endif
 
 test: deps
 	$(MAKE) --no-print-directory unit

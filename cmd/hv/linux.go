@@ -5,10 +5,15 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"hv/boot"
 	"hv/cmd/hv/bootopt"
+	"hv/devices/virtio/net/vswitch"
+	"hv/vmm"
+	"hv/vmm/config"
+	"hv/vmm/loader"
 	"hv/vmm/pc"
 )
 
@@ -39,53 +44,190 @@ func moduleBytes(name string) ([]byte, error) {
 	return nil, fmt.Errorf("no boot module called %q (modules: %s)", name, strings.Join(names, ", "))
 }
 
-// runVM runs the PC guest the boot options describe on CPU 0 and returns
-// the hypervisor's exit status: 0 when the guest powered off, the value it
-// wrote to the exit port, 1 for anything else.
-func runVM(o *bootopt.VM) int {
-	cfg := pc.Config{Name: o.Name, Cmdline: o.Append, MemSize: o.MemMiB << 20, Console: os.Stdout}
+// guest is one PC VM to run, its files named by boot module names.
+type guest struct {
+	name    string
+	kernel  string
+	initrd  string
+	cmdline string
+	disk    string // module copied into the virtio disk, "" for none
+	diskMiB uint64 // size of an empty disk when disk is "" (0: the PC's default)
+	memMiB  uint64 // 0: the PC's default
+	sw      *vswitch.Switch
+}
+
+// machineConfig reads the guest's modules into a PC configuration.
+func (g guest) machineConfig() (pc.Config, error) {
+	cfg := pc.Config{Name: g.name, Cmdline: g.cmdline, MemSize: g.memMiB << 20, DiskSize: g.diskMiB << 20,
+		Switch: g.sw, Console: os.Stdout}
 	var err error
-	if cfg.Kernel, err = moduleBytes(o.Kernel); err != nil {
-		fmt.Printf("hv: error: vm %s: kernel: %v\n", o.Name, err)
+	if cfg.Kernel, err = moduleBytes(g.kernel); err != nil {
+		return cfg, fmt.Errorf("kernel: %w", err)
+	}
+	if g.initrd != "" {
+		if cfg.Initrd, err = moduleBytes(g.initrd); err != nil {
+			return cfg, fmt.Errorf("initrd: %w", err)
+		}
+		// A Multiboot loader hands the initrd over as the kernel's first
+		// module, named as it was given (QEMU's -initrd does the same).
+		if !loader.IsBzImage(cfg.Kernel) {
+			cfg.Modules = []loader.Module{{Data: cfg.Initrd, Cmdline: g.initrd}}
+			cfg.Initrd = nil
+		}
+	}
+	// Multiboot loaders (GRUB, QEMU) put the kernel's name before its
+	// command line.
+	if _, err := loader.FindMultibootHeader(cfg.Kernel); err == nil && !loader.IsBzImage(cfg.Kernel) {
+		cfg.Cmdline = strings.TrimSpace(g.kernel + " " + g.cmdline)
+	}
+	if g.disk != "" {
+		if cfg.Disk, err = moduleBytes(g.disk); err != nil {
+			return cfg, fmt.Errorf("disk: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// runGuest builds the guest's PC and runs it on host CPU cpu; ok is false
+// when it could not be built or the VMM stopped it. VMs running at once
+// share one backend, which gives each vCPU its own ASID, and are built one
+// at a time under build.
+func runGuest(g guest, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcome, ok bool) {
+	build.Lock()
+	cfg, err := g.machineConfig()
+	if err != nil {
+		build.Unlock()
+		fmt.Printf("hv: error: vm %s: %v\n", g.name, err)
+		return out, false
+	}
+	m, err := pc.New(cfg, b, platform{})
+	build.Unlock()
+	if err != nil {
+		fmt.Printf("hv: error: %v\n", err)
+		return out, false
+	}
+	defer m.Close()
+	fmt.Printf("hv: vm %s: %s, %d MiB, kernel %d bytes, initrd %d bytes, cpu %d\n", g.name, m.Loaded.Kind, m.VM.Mem.Size()>>20, len(cfg.Kernel), len(cfg.Initrd)+moduleBytesLen(cfg.Modules), cpu)
+	start := time.Now()
+	out, exits, err := m.Run(cpu)
+	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		fmt.Printf("hv: vm %s: %v\n", g.name, err)
+		return out, false
+	}
+	fmt.Printf("hv: vm %s: %s\n", g.name, out.Kind)
+	return out, true
+}
+
+func moduleBytesLen(ms []loader.Module) int {
+	n := 0
+	for _, m := range ms {
+		n += len(m.Data)
+	}
+	return n
+}
+
+// status is the hypervisor's exit status for one VM's end: 0 when it
+// powered off, the value it wrote to the exit port (so the outer QEMU
+// exits as it would had the guest written there itself), 1 otherwise.
+func status(out pc.Outcome, ok bool) int {
+	switch {
+	case !ok:
 		return 1
+	case out.Kind == pc.PowerOff:
+		return 0
+	case out.Kind == pc.ExitPort:
+		return int(out.Value)
 	}
-	if o.Initrd != "" {
-		if cfg.Initrd, err = moduleBytes(o.Initrd); err != nil {
-			fmt.Printf("hv: error: vm %s: initrd: %v\n", o.Name, err)
-			return 1
-		}
-	}
-	if o.Disk != "" {
-		if cfg.Disk, err = moduleBytes(o.Disk); err != nil {
-			fmt.Printf("hv: error: vm %s: disk: %v\n", o.Name, err)
-			return 1
-		}
-	}
+	return 1
+}
+
+// runVM runs the PC guest the boot options describe on CPU 0 and returns
+// the hypervisor's exit status.
+func runVM(o *bootopt.VM) int {
 	b, err := newBackend()
 	if err != nil {
 		fmt.Printf("hv: error: vm %s: %v\n", o.Name, err)
 		return 1
 	}
-	m, err := pc.New(cfg, b, platform{})
+	return status(runGuest(guest{name: o.Name, kernel: o.Kernel, initrd: o.Initrd, cmdline: o.Append,
+		disk: o.Disk, memMiB: o.MemMiB}, b, new(sync.Mutex), 0))
+}
+
+// runConfig runs every VM of the configuration file in boot module name at
+// once, each on its own host CPU while there are enough (later VMs wait
+// for a CPU to free), VMs naming the same nic on one virtual switch. It
+// returns the exit status: a single VM's as runVM gives it, else 0 when
+// every VM powered off and 1 otherwise.
+func runConfig(name string) int {
+	data, err := moduleBytes(name)
 	if err != nil {
-		fmt.Printf("hv: error: %v\n", err)
+		fmt.Printf("hv: error: config: %v\n", err)
 		return 1
 	}
-	defer m.Close()
-	fmt.Printf("hv: vm %s: %s, %d MiB, kernel %d bytes, initrd %d bytes\n", o.Name, m.Loaded.Kind, m.VM.Mem.Size()>>20, len(cfg.Kernel), len(cfg.Initrd))
-	start := time.Now()
-	out, exits, err := m.Run(0)
-	fmt.Printf("hv: vm %s: %d exits in %v\n", o.Name, exits, time.Since(start).Round(time.Millisecond))
+	f, err := config.Parse(name, data)
 	if err != nil {
-		fmt.Printf("hv: vm %s: %v\n", o.Name, err)
+		fmt.Printf("hv: error: config: %v\n", err)
 		return 1
 	}
-	fmt.Printf("hv: vm %s: %s\n", o.Name, out.Kind)
-	switch out.Kind {
-	case pc.PowerOff:
-		return 0
-	case pc.ExitPort:
-		return int(out.Value)
+	switches := map[string]*vswitch.Switch{}
+	guests := make([]guest, len(f.VMs))
+	for i, vm := range f.VMs {
+		g := guest{name: vm.Name, kernel: vm.Kernel, initrd: vm.Initrd, cmdline: vm.Cmdline,
+			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB}
+		if vm.NIC != "" {
+			if switches[vm.NIC] == nil {
+				switches[vm.NIC] = vswitch.New(0)
+			}
+			g.sw = switches[vm.NIC]
+		}
+		guests[i] = g
 	}
-	return 1
+	b, err := newBackend()
+	if err != nil {
+		fmt.Printf("hv: error: config: %v\n", err)
+		return 1
+	}
+	ncpu := boot.CPUCount()
+	fmt.Printf("hv: config %s: %d VMs on %d CPUs\n", name, len(guests), ncpu)
+	if len(guests) > ncpu {
+		fmt.Printf("hv: config %s: more VMs than CPUs: VMs after the first %d wait for a CPU to free (VMs waiting for each other will not finish)\n", name, ncpu)
+	}
+	type result struct {
+		out pc.Outcome
+		ok  bool
+	}
+	results := make([]result, len(guests))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var build sync.Mutex
+	for cpu := 0; cpu < ncpu && cpu < len(guests); cpu++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				out, ok := runGuest(guests[i], b, &build, cpu)
+				results[i] = result{out, ok}
+			}
+		}()
+	}
+	for i := range guests {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if len(guests) == 1 {
+		return status(results[0].out, results[0].ok)
+	}
+	clean := 0
+	for _, r := range results {
+		if r.ok && r.out.Kind == pc.PowerOff {
+			clean++
+		}
+	}
+	fmt.Printf("hv: config %s: %d of %d VMs powered off\n", name, clean, len(guests))
+	if clean != len(guests) {
+		return 1
+	}
+	return 0
 }

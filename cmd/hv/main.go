@@ -42,6 +42,9 @@ func main() {
 	if opts.VM != nil {
 		boot.Exit(runVM(opts.VM))
 	}
+	if opts.Config != "" {
+		boot.Exit(runConfig(opts.Config))
+	}
 	boot.Exit(0)
 }
 

@@ -59,7 +59,8 @@ func main() {
 	o.filter = re
 	var runs []run
 	for _, r := range table() {
-		if o.filter.MatchString(r.name) {
+		// Opt-in runs only run when -run names them.
+		if o.filter.MatchString(r.name) && (!r.optIn || filter != "") {
 			runs = append(runs, r)
 		}
 	}

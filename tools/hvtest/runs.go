@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto/md5"
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"hv/tools/emu"
@@ -32,6 +34,9 @@ type run struct {
 	bochs   emu.Bochs // for bootBochs; ISO and files are filled in later
 	spec    marker.Spec
 	timeout time.Duration
+	// optIn keeps the run out of a plain "hvtest" (make qemu-test): it
+	// runs only when -run selects it.
+	optIn bool
 }
 
 func res(exprs ...string) []*regexp.Regexp {
@@ -159,6 +164,55 @@ func linuxSpec() marker.Spec {
 	}
 }
 
+// The two-VM run: vm1 and vm2 from linuxPairConfig on one switch, each
+// with a RAM disk.
+const (
+	linuxPairConfig  = "tools/hvtest/testdata/linux-pair.conf"
+	linuxPairCmdline = "config=linux-pair.conf"
+)
+
+func linuxPairQEMU() emu.QEMU {
+	return emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2,
+		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + linuxPairConfig}}
+}
+
+// diskPatternMD5 is the MD5 test-default.sh prints for the 1 MiB it
+// writes to the disk and reads back: its line "hv disk pattern <ip>"
+// repeated.
+func diskPatternMD5(ip string) string {
+	line := "hv disk pattern " + ip + "\n"
+	b := []byte(strings.Repeat(line, 1<<20/len(line)+1))[:1<<20]
+	return fmt.Sprintf("%x", md5.Sum(b))
+}
+
+// linuxPairSpec: both VMs boot Linux, read back their own disk pattern
+// (the MD5 is the host's, computed here), ping each other through the
+// shared switch and power off; the hypervisor ends with success only when
+// both did.
+func linuxPairSpec() marker.Spec {
+	var all []string
+	for _, vm := range []struct{ name, ip, peer string }{{"vm1", "10.0.0.1", "10.0.0.2"}, {"vm2", "10.0.0.2", "10.0.0.1"}} {
+		p := "^" + vm.name + ": "
+		all = append(all,
+			`^hv: vm `+vm.name+`: Linux bzImage, 256 MiB`,
+			p+`init: uname 6\.1\.[0-9]+-[0-9]+-cloud-amd64$`,
+			p+`test: block vda sectors 16384$`,
+			p+`test: disk md5 `+diskPatternMD5(vm.ip)+`$`,
+			p+`test: ping `+regexp.QuoteMeta(vm.peer)+` ok$`,
+			p+`test: pinged by peer [1-9][0-9]* times$`,
+			p+`test: done$`,
+			`^hv: vm `+vm.name+`: power-off$`)
+	}
+	return marker.Spec{
+		Expect:    res(`^hv: config linux-pair.conf: 2 VMs on 2 CPUs$`),
+		ExpectAll: res(all...),
+		Forbid: append(res(`^vm[12]: init: module .* FAILED$`, `^vm[12]: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
+			`^vm[12]: test: ping .* FAILED$`, `^hv: vm vm[12]: .*stopped`), brokenLines...),
+		Done: regexp.MustCompile(`^hv: config linux-pair.conf: 2 of 2 VMs powered off$`),
+		Exit: marker.WantSuccess,
+	}
+}
+
 // Timeouts are generous: they only bound a hang. Bochs needs minutes for the
 // Go runtime's start-up.
 const (
@@ -238,6 +292,14 @@ func table() []run {
 		// PCI, and powers off through ACPI. The files come from
 		// `make linux-files` (qemu-test depends on it).
 		run{name: "qemu-linux-svm", boot: bootKernel, cmdline: linuxCmdline, qemu: linuxQEMU(), spec: linuxSpec(), timeout: qemuTimeout},
+		// Two of them at once from a configuration file (config=), on one
+		// virtual switch: each checks its virtio disk and pings the other.
+		// Opt-in (make test-linux-pair) until the bug it shows is fixed:
+		// in about one run in ten the VM on host CPU 0 triple-faults
+		// (mostly at 0xffffffff816c2277 with nokaslr). While both VMs
+		// were built at once the host also reset in about half the runs;
+		// cmd/hv now builds them one at a time.
+		run{name: "qemu-linux-pair-svm", boot: bootKernel, cmdline: linuxPairCmdline, qemu: linuxPairQEMU(), spec: linuxPairSpec(), timeout: qemuTimeout, optIn: true},
 		// Two limits of Bochs 2.7's SVM keep three isolation cases to QEMU
 		// (and VMX) there: it keeps host interrupts masked for a guest
 		// entered with IF=0 that never changes IF (it computes the mask

@@ -155,3 +155,11 @@ func TestSpecsAgainstTranscripts(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskPatternMD5 pins the host's MD5 of the guest's disk pattern to
+// what `yes "hv disk pattern 10.0.0.1" | head -c 1048576 | md5sum` prints.
+func TestDiskPatternMD5(t *testing.T) {
+	if got, want := diskPatternMD5("10.0.0.1"), "a76a69569a7f718c0e60c0c14bd6f09c"; got != want {
+		t.Errorf("diskPatternMD5 = %s, want %s", got, want)
+	}
+}

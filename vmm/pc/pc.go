@@ -74,6 +74,8 @@ type Config struct {
 	Kernel  []byte
 	Initrd  []byte
 	Cmdline string
+	// Modules are a Multiboot kernel's modules, in order.
+	Modules []loader.Module
 	// Disk backs virtio-blk (the guest's writes go to it); nil: an empty
 	// disk of DiskSize bytes (DefaultDiskSize when 0).
 	Disk     []byte
@@ -303,6 +305,7 @@ func (m *Machine) build(cfg Config) error {
 	res, err := loader.Load(vm.Mem, "kernel", cfg.Kernel, loader.Config{
 		Cmdline: cfg.Cmdline,
 		Initrd:  cfg.Initrd,
+		Modules: cfg.Modules,
 		Map:     loader.DefaultMap(cfg.MemSize),
 		RSDP:    acpitables.RSDPAddr,
 	})

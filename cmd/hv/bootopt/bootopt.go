@@ -21,6 +21,9 @@ type Options struct {
 	Guests []string
 	// VM is a PC guest to run (`vm=<name>`), nil without one.
 	VM *VM
+	// Config is the boot module holding a VM configuration file
+	// (`config=<module>`, vmm/config): every VM in it runs at once.
+	Config string
 }
 
 // VM is a PC guest's configuration: files are named by their boot module
@@ -32,7 +35,11 @@ type VM struct {
 	Disk   string // disk=<module>: virtio-blk contents, optional
 	Append string // append=<guest command line>
 	MemMiB uint64 // mem=<MiB>, 0: the machine's default
+	CPUs   int    // cpus=<n>, 0 when not given; only 1 is supported today
 }
+
+// MaxCPUs is the most vCPUs a VM can have today: the VMM runs vCPU 0 only.
+const MaxCPUs = 1
 
 // MaxMemMiB bounds mem= (the PC keeps guest RAM below its 3.5 GiB PCI
 // window).
@@ -49,15 +56,17 @@ var known = map[string]string{
 	"disk":     "required: boot module name",
 	"append":   "required: guest command line (quote it)",
 	"mem":      "required: MiB",
+	"cpus":     "required: vCPU count",
+	"config":   "required: boot module name",
 }
 
 // vmOptions are the options that only make sense with vm=.
-var vmOptions = []string{"kernel", "initrd", "disk", "append", "mem"}
+var vmOptions = []string{"kernel", "initrd", "disk", "append", "mem", "cpus"}
 
 // Names lists the known options for error messages.
 func Names() []string {
 	return []string{"selftest", "selftest=crash", "bench", "guest=<name>[,<name>...]|list|all",
-		"vm=<name>", "kernel=<module>", "initrd=<module>", "disk=<module>", `append="<cmdline>"`, "mem=<MiB>"}
+		"vm=<name>", "kernel=<module>", "initrd=<module>", "disk=<module>", `append="<cmdline>"`, "mem=<MiB>", "cpus=1", "config=<module>"}
 }
 
 // Split tokenises a command line the way a shell would for simple cases:
@@ -162,7 +171,12 @@ func Parse(cmdline string) (Options, error) {
 				}
 				o.Guests = append(o.Guests, g)
 			}
-		case "vm", "kernel", "initrd", "disk", "mem":
+		case "config":
+			if !hasValue || value == "" {
+				return o, fmt.Errorf("boot option %q needs a value: config=<module>", w)
+			}
+			o.Config = value
+		case "vm", "kernel", "initrd", "disk", "mem", "cpus":
 			if !hasValue || value == "" {
 				return o, fmt.Errorf("boot option %q needs a value", w)
 			}
@@ -187,6 +201,15 @@ func Parse(cmdline string) (Options, error) {
 					return o, fmt.Errorf("bad value in boot option %q: want MiB from 1 to %d", w, MaxMemMiB)
 				}
 				o.VM.MemMiB = n
+			case "cpus":
+				n, err := strconv.Atoi(value)
+				if err != nil || n < 1 {
+					return o, fmt.Errorf("bad value in boot option %q: want a vCPU count from 1", w)
+				}
+				if n > MaxCPUs {
+					return o, fmt.Errorf("boot option %q: only %d vCPU per VM is supported today", w, MaxCPUs)
+				}
+				o.VM.CPUs = n
 			}
 		case "append":
 			if !hasValue {
@@ -208,6 +231,9 @@ func Parse(cmdline string) (Options, error) {
 		}
 		if o.VM.Kernel == "" {
 			return o, fmt.Errorf("vm=%s needs kernel=<module>", o.VM.Name)
+		}
+		if o.Config != "" {
+			return o, fmt.Errorf("boot options vm= and config= exclude each other: put vm %s in the configuration file", o.VM.Name)
 		}
 	}
 	return o, nil
