@@ -327,3 +327,38 @@ func sysMunmapCall(addr, length uint64) int64 {
 	}
 	return 0
 }
+
+// madvise advice values (include/uapi/asm-generic/mman-common.h).
+const (
+	madvDontNeed = 4
+	madvFree     = 8
+)
+
+// sysMadviseCall serves madvise. The Go runtime releases memory to the OS
+// with MADV_DONTNEED (GODEBUG madvdontneed=1, the default) and, since Go
+// 1.26, counts on those pages reading back as zero: a span made of
+// scavenged pages is not cleared again (mheap.initSpan). Keeping the frames
+// but not clearing them handed out fresh objects full of old data (the
+// self-test's sync.Pool came back with a stale interface after the heap had
+// grown and shrunk). So DONTNEED, and FREE for good measure, clear every
+// mapped page of the range; the frames stay with the range as after munmap.
+// Other advice is accepted and ignored.
+func sysMadviseCall(addr, length, advice uint64) int64 {
+	if addr&(pageSize-1) != 0 || addr+length < addr {
+		return -_EINVAL
+	}
+	if advice != madvDontNeed && advice != madvFree {
+		return 0
+	}
+	end := (addr + length + pageSize - 1) &^ (pageSize - 1)
+	t := pagetable.Table{Mem: physMem{}, Frames: hostFrames{}, Root: kernelCR3}
+	for va := addr; va < end; va += pageSize {
+		if va < identityMin || va >= 1<<47 {
+			return -_EINVAL // only the runtime's own regions, never the identity map
+		}
+		if pa, _, _, present := t.Lookup(va); present {
+			clear(physBytes(pa, pageSize))
+		}
+	}
+	return 0
+}

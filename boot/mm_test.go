@@ -503,3 +503,52 @@ func TestMMNoHeap(t *testing.T) {
 		}
 	}
 }
+
+// TestMadviseDontNeedZeroes: the Go runtime treats pages it released with
+// MADV_DONTNEED as zero when it reuses them, so they must read back as zero.
+func TestMadviseDontNeedZeroes(t *testing.T) {
+	setupMemory(t, false)
+	setupTables(t)
+	const rw, anon = protRead | protWrite, mapAnon | mapPrivate
+	a := uint64(sysMmapCall(0, 4*pageSize, rw, anon, -1))
+	if a != mmapFloor {
+		t.Fatalf("mmap = %#x", a)
+	}
+	tb := pagetable.Table{Mem: physMem{}, Frames: hostFrames{}, Root: kernelCR3}
+	fill := func(va uint64, v byte) {
+		pa, _, _, ok := tb.Lookup(va)
+		if !ok {
+			t.Fatalf("%#x not mapped", va)
+		}
+		b := physBytes(pa, pageSize)
+		for i := range b {
+			b[i] = v
+		}
+	}
+	read := func(va uint64) byte {
+		pa, _, _, _ := tb.Lookup(va)
+		return physBytes(pa, pageSize)[100]
+	}
+	for i := uint64(0); i < 4; i++ {
+		fill(a+i*pageSize, 0xAA)
+	}
+	if r := sysMadviseCall(a+pageSize, 2*pageSize, madvDontNeed); r != 0 {
+		t.Fatalf("madvise = %d", r)
+	}
+	if read(a) != 0xAA || read(a+3*pageSize) != 0xAA {
+		t.Error("madvise cleared pages outside its range")
+	}
+	if read(a+pageSize) != 0 || read(a+2*pageSize) != 0 {
+		t.Error("MADV_DONTNEED pages do not read back as zero")
+	}
+	fill(a, 0xBB)
+	if r := sysMadviseCall(a, pageSize, 14 /* MADV_HUGEPAGE */); r != 0 || read(a) != 0xBB {
+		t.Errorf("other advice changed memory or failed (%d)", r)
+	}
+	if r := sysMadviseCall(0x1000, pageSize, madvDontNeed); r != -_EINVAL {
+		t.Errorf("madvise on the identity map = %d; want -EINVAL", r)
+	}
+	if r := sysMadviseCall(a+1, pageSize, madvDontNeed); r != -_EINVAL {
+		t.Errorf("unaligned madvise = %d; want -EINVAL", r)
+	}
+}

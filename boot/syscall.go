@@ -132,9 +132,9 @@ func doSyscall(c *percpu, t *thread) {
 		r = sysMmapCall(a0, a1, a2, a3, int64(a4))
 	case sysMunmap:
 		r = sysMunmapCall(a0, a1)
-	case sysMadvise, sysMprotect:
-		// MADV_DONTNEED and friends keep the pages: the runtime never relies
-		// on them reading back as zero (it must cope with MADV_FREE).
+	case sysMadvise:
+		r = sysMadviseCall(a0, a1, a2)
+	case sysMprotect:
 		r = 0
 	case sysRtSigaction:
 		r = sysSigaction(a0, a1, a2, a3)
