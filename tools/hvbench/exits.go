@@ -54,13 +54,16 @@ func measureExits(ctx context.Context, image, logs string) []exitRun {
 	q := emu.QEMU{CPU: "EPYC", MemMiB: 512, SMP: 1, Kernel: image, Append: "bench", ICountShift: &shift0}
 	collect("SVM without NRIP, QEMU TCG `-icount shift=0`", command(q), emurun.Job{Name: "bench-exits-qemu", QEMU: &q})
 
-	iso := filepath.Join(logs, "bench.iso")
-	if err := os.MkdirAll(logs, 0o755); err == nil {
-		err = bootmedia.MakeISO(ctx, image, "bench", iso)
-		if err != nil {
-			runs = append(runs, exitRun{Label: "Bochs", Err: "ISO: " + err.Error()})
-			return runs
-		}
+	iso, err := filepath.Abs(filepath.Join(logs, "bench.iso"))
+	if err != nil {
+		return append(runs, exitRun{Label: "Bochs", Err: err.Error()})
+	}
+	// Bochs runs in a directory of its own: the ISO path must be absolute.
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return append(runs, exitRun{Label: "Bochs", Err: err.Error()})
+	}
+	if err := bootmedia.MakeISO(ctx, image, "bench", iso); err != nil {
+		return append(runs, exitRun{Label: "Bochs", Err: "ISO: " + err.Error()})
 	}
 	for _, c := range []struct{ label, model string }{
 		{"SVM with NRIP, Bochs ryzen", "ryzen"},
