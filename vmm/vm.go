@@ -425,7 +425,11 @@ var exitHandlers = [numReasons]exitHandler{
 	ExitExternalInterrupt: handleNothing, // the host took it after the exit
 	ExitNMI:               handleNothing,
 	ExitNone:              handleNothing, // the backend finished the work itself
-	ExitShutdown:          func(v *vcpuRun, _ Exit) error { return v.stop("triple fault", nil) },
+	ExitShutdown: func(v *vcpuRun, _ Exit) error {
+		s := v.cpu.SRegs()
+		return v.stop(fmt.Sprintf("triple fault (cr0=%#x cr3=%#x cr4=%#x efer=%#x cs=%#x/%#x idt=%#x+%#x)",
+			s.CR0, s.CR3, s.CR4, s.EFER, s.CS.Selector, s.CS.Attrib, s.IDT.Base, s.IDT.Limit), nil)
+	},
 	// Backends emulate the control-register accesses they intercept (VMX:
 	// CR0/CR4 bits the VMM owns); one that reaches the VMM is a backend gap.
 	ExitCRAccess: func(v *vcpuRun, ex Exit) error {
