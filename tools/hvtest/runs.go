@@ -37,6 +37,11 @@ type run struct {
 	// optIn keeps the run out of a plain "hvtest" (make qemu-test): it
 	// runs only when -run selects it.
 	optIn bool
+	// knownFlake, if set, names a failure that is a known open bug: a run
+	// that fails with a reason matching it is run once more, and the first
+	// failure is printed with the verdict, so the bug stays visible without
+	// turning every CI run into a lottery.
+	knownFlake *regexp.Regexp
 }
 
 func res(exprs ...string) []*regexp.Regexp {
@@ -293,7 +298,9 @@ func table() []run {
 		// the initramfs's /init, binds virtio-blk, -net and -console on
 		// PCI, and powers off through ACPI. The files come from
 		// `make linux-files` (qemu-test depends on it).
-		run{name: "qemu-linux-svm", boot: bootKernel, cmdline: linuxCmdline, qemu: linuxQEMU(), spec: linuxSpec(), timeout: qemuTimeout},
+		// The guest triple-faults now and then (issue 4, not found yet).
+		run{name: "qemu-linux-svm", boot: bootKernel, cmdline: linuxCmdline, qemu: linuxQEMU(), spec: linuxSpec(), timeout: qemuTimeout,
+			knownFlake: regexp.MustCompile(`stopped: triple fault`)},
 		// Two of them at once from a configuration file (config=), on one
 		// virtual switch: each checks its virtio disk and pings the other.
 		// Opt-in (make test-linux-pair) until the bug it shows is fixed:
