@@ -193,3 +193,13 @@ func WriteMSR(msr uint32, v uint64) (err error) {
 	wrmsr(msr, v)
 	return nil
 }
+
+// CR0, CR3 and CR4 read the calling CPU's control registers; SetCR0 and
+// SetCR4 write them. They are for the virtualization backends, which must
+// apply the fixed bits VMX requires and record the host state a VM exit
+// restores.
+func CR0() uint64     { return readCR0() }
+func SetCR0(v uint64) { writeCR0(v) }
+func CR3() uint64     { return readCR3() }
+func CR4() uint64     { return readCR4() }
+func SetCR4(v uint64) { writeCR4(v) }

@@ -56,16 +56,6 @@ func invept(typ uint64, desc *[2]uint64) uint64
 //go:noescape
 func invvpid(typ uint64, desc *[2]uint64) uint64
 
-// rdmsr may raise #GP, which the platform turns into a recoverable Go panic.
-func rdmsr(msr uint32) uint64
-func wrmsr(msr uint32, v uint64)
-
-func readCR0() uint64
-func writeCR0(v uint64)
-func readCR3() uint64
-func readCR4() uint64
-func writeCR4(v uint64)
-
 // sgdt and sidt return the base of the GDT and IDT; str the task register.
 func sgdt() (base uint64, limit uint16)
 func sidt() (base uint64, limit uint16)

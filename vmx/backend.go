@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"hv/boot"
 	"hv/vmm"
 )
 
@@ -27,17 +28,24 @@ type Backend struct {
 // ErrNoVMX is returned by New on a CPU without usable VMX.
 var ErrNoVMX = errors.New("vmx: no Intel VT-x with EPT and unrestricted guest")
 
-// hwMSRs reads MSRs with RDMSR, turning the #GP of a missing MSR into an
-// error.
+// hwMSRs reads MSRs through the platform, which turns the #GP of a missing
+// MSR into an error.
 type hwMSRs struct{}
 
-func (hwMSRs) ReadMSR(msr uint32) (v uint64, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("rdmsr %#x: %v: %w", msr, r, ErrNoMSR)
-		}
-	}()
-	return rdmsr(msr), nil
+func (hwMSRs) ReadMSR(msr uint32) (uint64, error) {
+	v, err := boot.ReadMSR(msr)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", err, ErrNoMSR)
+	}
+	return v, nil
+}
+
+// hostMSR reads an MSR whose host value a VM exit must restore. The MSRs
+// asked for exist on every CPU with VMX (the MSR-load list holds TSC_AUX
+// only where RDTSCP does).
+func hostMSR(msr uint32) uint64 {
+	v, _ := boot.ReadMSR(msr)
+	return v
 }
 
 // CPUID bits the probe reads (SDM Vol. 2A CPUID).
@@ -149,22 +157,24 @@ func (b *Backend) EnableCPU(cpu int) error {
 		return fmt.Errorf("vmx: cpu %d: %w", cpu, err)
 	}
 	if write {
-		wrmsr(MSRFeatureControl, next)
+		if err := boot.WriteMSR(MSRFeatureControl, next); err != nil {
+			return fmt.Errorf("vmx: cpu %d: %w", cpu, err)
+		}
 	}
 	pa, err := b.host.AllocFrames(1, 1)
 	if err != nil {
 		return fmt.Errorf("vmx: cpu %d VMXON region: %w", cpu, err)
 	}
 	putRevision(b.host.Bytes(pa, 4096), b.caps.Basic.Revision)
-	if cr0 := readCR0(); b.caps.FixCR0(cr0, false) != cr0 {
-		writeCR0(b.caps.FixCR0(cr0, false) | cr0&^0xFFFF_FFFF)
+	if cr0 := boot.CR0(); b.caps.FixCR0(cr0, false) != cr0 {
+		boot.SetCR0(b.caps.FixCR0(cr0, false) | cr0&^0xFFFF_FFFF)
 	}
-	if cr4 := readCR4(); b.caps.FixCR4(cr4) != cr4 {
-		writeCR4(b.caps.FixCR4(cr4))
+	if cr4 := boot.CR4(); b.caps.FixCR4(cr4) != cr4 {
+		boot.SetCR4(b.caps.FixCR4(cr4))
 	}
 	if st := vmxon(pa); st != vmSucceed {
 		_ = b.host.FreeFrames(pa, 1)
-		return fmt.Errorf("vmx: cpu %d: VMXON failed (status %d; CR0 %#x CR4 %#x)", cpu, st, readCR0(), readCR4())
+		return fmt.Errorf("vmx: cpu %d: VMXON failed (status %d; CR0 %#x CR4 %#x)", cpu, st, boot.CR0(), boot.CR4())
 	}
 	b.vmxon[cpu] = pa
 	return nil

@@ -239,49 +239,6 @@ TEXT ·invvpid(SB),NOSPLIT,$0-24
 	VMSTATUS(ret+16(FP))
 	RET
 
-// func rdmsr(msr uint32) uint64
-TEXT ·rdmsr(SB),NOSPLIT,$0-16
-	MOVL msr+0(FP), CX
-	RDMSR
-	SHLQ $32, DX
-	ORQ DX, AX
-	MOVQ AX, ret+8(FP)
-	RET
-
-// func wrmsr(msr uint32, v uint64)
-TEXT ·wrmsr(SB),NOSPLIT,$0-16
-	MOVL msr+0(FP), CX
-	MOVQ v+8(FP), AX
-	MOVQ AX, DX
-	SHRQ $32, DX
-	WRMSR
-	RET
-
-TEXT ·readCR0(SB),NOSPLIT,$0-8
-	MOVQ CR0, AX
-	MOVQ AX, ret+0(FP)
-	RET
-
-TEXT ·writeCR0(SB),NOSPLIT,$0-8
-	MOVQ v+0(FP), AX
-	MOVQ AX, CR0
-	RET
-
-TEXT ·readCR3(SB),NOSPLIT,$0-8
-	MOVQ CR3, AX
-	MOVQ AX, ret+0(FP)
-	RET
-
-TEXT ·readCR4(SB),NOSPLIT,$0-8
-	MOVQ CR4, AX
-	MOVQ AX, ret+0(FP)
-	RET
-
-TEXT ·writeCR4(SB),NOSPLIT,$0-8
-	MOVQ v+0(FP), AX
-	MOVQ AX, CR4
-	RET
-
 // func sgdt() (base uint64, limit uint16)
 TEXT ·sgdt(SB),NOSPLIT,$16-10
 	SGDT 0(SP)

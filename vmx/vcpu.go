@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"hv/boot"
 	"hv/vmm"
 )
 
@@ -44,8 +45,6 @@ type VCPU struct {
 	regsDirty           bool
 	interruptibility    uint32
 	fxArea, hostFXArea  [512 + 16]byte
-	hostFS, hostGS      uint64
-	hostCR3             uint64
 	injected            bool // the VM-entry interruption information is valid
 	reinject            *Reinjection
 	lastInstrLen        uint32
@@ -174,7 +173,7 @@ func (v *VCPU) allocate() error {
 	for i, m := range v.msrList {
 		binary.LittleEndian.PutUint32(guest[i*msrEntrySize:], m)
 		binary.LittleEndian.PutUint32(host[i*msrEntrySize:], m)
-		binary.LittleEndian.PutUint64(host[i*msrEntrySize+8:], rdmsr(m))
+		binary.LittleEndian.PutUint64(host[i*msrEntrySize+8:], hostMSR(m))
 	}
 
 	v.eptTables = &tables{host: v.host}
@@ -261,10 +260,13 @@ func (v *VCPU) setup() error {
 	v.wr(VMCSCR4GuestHostMask.Field(), v.cr4Mask)
 
 	// Host state (SDM 25.5, 28.5): what this CPU runs with now.
-	v.wr(VMCSHostCR0.Field(), readCR0())
-	v.wr(VMCSHostCR4.Field(), readCR4())
-	v.hostCR3 = readCR3()
-	v.wr(VMCSHostCR3.Field(), v.hostCR3)
+	v.wr(VMCSHostCR0.Field(), boot.CR0())
+	v.wr(VMCSHostCR4.Field(), boot.CR4())
+	// CR3, FS base (the Go TLS of this locked thread) and GS base (the
+	// platform's per-CPU area of this pinned CPU) cannot change while the
+	// vCPU lives: it exists within one VM.Run on one locked, pinned thread.
+	// So the host state is written once, not before every entry.
+	v.wr(VMCSHostCR3.Field(), boot.CR3())
 	for _, f := range []Field16{VMCSHostESSelector, VMCSHostSSSelector, VMCSHostDSSelector} {
 		v.wr(f.Field(), hostDS)
 	}
@@ -284,14 +286,13 @@ func (v *VCPU) setup() error {
 	v.wr(VMCSHostTRBase.Field(), tssBase(v.host.Bytes(gdt+uint64(tr), 16)))
 	v.wr(VMCSHostGDTRBase.Field(), gdt)
 	v.wr(VMCSHostIDTRBase.Field(), idt)
-	v.wr(VMCSHostSysenterCS.Field(), rdmsr(vmm.MSRSysenterCS))
-	v.wr(VMCSHostSysenterESP.Field(), rdmsr(vmm.MSRSysenterESP))
-	v.wr(VMCSHostSysenterEIP.Field(), rdmsr(vmm.MSRSysenterEIP))
-	v.wr(VMCSHostEFER.Field(), rdmsr(vmm.MSREFER))
-	v.wr(VMCSHostPAT.Field(), rdmsr(vmm.MSRPAT))
-	v.hostFS, v.hostGS = rdmsr(msrFSBase), rdmsr(msrGSBase)
-	v.wr(VMCSHostFSBase.Field(), v.hostFS)
-	v.wr(VMCSHostGSBase.Field(), v.hostGS)
+	v.wr(VMCSHostSysenterCS.Field(), hostMSR(vmm.MSRSysenterCS))
+	v.wr(VMCSHostSysenterESP.Field(), hostMSR(vmm.MSRSysenterESP))
+	v.wr(VMCSHostSysenterEIP.Field(), hostMSR(vmm.MSRSysenterEIP))
+	v.wr(VMCSHostEFER.Field(), hostMSR(vmm.MSREFER))
+	v.wr(VMCSHostPAT.Field(), hostMSR(vmm.MSRPAT))
+	v.wr(VMCSHostFSBase.Field(), hostMSR(msrFSBase))
+	v.wr(VMCSHostGSBase.Field(), hostMSR(msrGSBase))
 
 	v.reset()
 	v.initFPU()
@@ -419,18 +420,6 @@ func (v *VCPU) run() (ex vmm.Exit, handled bool, err error) {
 	}
 	if !v.flushed {
 		v.flush()
-	}
-	if fs := rdmsr(msrFSBase); fs != v.hostFS {
-		v.hostFS = fs
-		v.wr(VMCSHostFSBase.Field(), fs)
-	}
-	if gs := rdmsr(msrGSBase); gs != v.hostGS {
-		v.hostGS = gs
-		v.wr(VMCSHostGSBase.Field(), gs)
-	}
-	if cr3 := readCR3(); cr3 != v.hostCR3 {
-		v.hostCR3 = cr3
-		v.wr(VMCSHostCR3.Field(), cr3)
 	}
 	if !v.injected && v.reinject != nil {
 		r := v.reinject
