@@ -21,8 +21,8 @@ type VCPU struct {
 	asid                                uint32
 
 	gprs    guestGPRs
-	fxArea  [512 + 16]byte
-	hostFX  [512 + 16]byte
+	fxArea  vmm.FXArea // guest x87/SSE state
+	hostFX  vmm.FXArea
 	tscAux  uint64
 	flushed bool
 
@@ -126,7 +126,7 @@ func (b *Backend) NewVCPU(mem *vmm.Memory, cpu int) (vmm.VCPU, error) {
 	c.NCR3 = v.npt.Root()
 	c.VIntr = VIntrMasking // guest RFLAGS.IF masks only virtual interrupts; host interrupts always exit
 	v.reset()
-	v.initFPU()
+	v.fxArea.Reset()
 	v.dirty = true
 	return v, nil
 }
@@ -151,20 +151,6 @@ func (v *VCPU) reset() {
 	s.GPAT = 0x0007040600070406
 	s.CPL = 0
 }
-
-func (v *VCPU) initFPU() {
-	fx := v.fx()
-	clear(fx)
-	fx[0], fx[1] = 0x7F, 0x03   // FCW
-	fx[24], fx[25] = 0x80, 0x1F // MXCSR 0x1F80
-}
-
-func aligned16(b []byte) []byte {
-	off := (16 - uintptr(unsafe.Pointer(&b[0]))%16) % 16
-	return b[off : off+512]
-}
-
-func (v *VCPU) fx() []byte { return aligned16(v.fxArea[:]) }
 
 // Close implements vmm.VCPU.
 func (v *VCPU) Close() error {
@@ -199,7 +185,7 @@ func (v *VCPU) Run() (vmm.Exit, error) {
 		c.TLBControl = TLBControlFlushAll
 		v.flushed = true
 	}
-	worldSwitch(v.vmcbPA, v.hostSavePA, &v.gprs, &v.fx()[0], &aligned16(v.hostFX[:])[0])
+	worldSwitch(v.vmcbPA, v.hostSavePA, &v.gprs, &v.fxArea.Image()[0], &v.hostFX.Image()[0])
 	c.EventInj = 0
 	if v.virqPending && c.VIntr&VIntrIRQ == 0 {
 		v.virqPending = false // the guest took it
@@ -513,7 +499,7 @@ func (v *VCPU) SaveState() (vmm.State, error) {
 	for _, m := range stateMSRs {
 		st.MSRs[m], _ = v.MSR(m)
 	}
-	copy(st.FPU[:], v.fx())
+	copy(st.FPU[:], v.fxArea.Image())
 	c := &v.vmcb.Control
 	pending := c.EventInj
 	if pending&(1<<31) == 0 {
@@ -547,7 +533,7 @@ func (v *VCPU) RestoreState(st vmm.State) error {
 			return fmt.Errorf("svm: restore: MSR %#x is not part of the vCPU state", m)
 		}
 	}
-	copy(v.fx(), st.FPU[:])
+	copy(v.fxArea.Image(), st.FPU[:])
 	v.SetTSCOffset(st.TSCOffset)
 	v.vmcb.Control.EventInj, v.reinject = 0, 0
 	v.virqPending = false

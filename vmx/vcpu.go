@@ -44,7 +44,7 @@ type VCPU struct {
 	rip, rsp, rflags    uint64
 	regsDirty           bool
 	interruptibility    uint32
-	fxArea, hostFXArea  [512 + 16]byte
+	fxArea, hostFXArea  vmm.FXArea
 	injected            bool // the VM-entry interruption information is valid
 	reinject            *Reinjection
 	lastInstrLen        uint32
@@ -295,7 +295,7 @@ func (v *VCPU) setup() error {
 	v.wr(VMCSHostGSBase.Field(), hostMSR(msrGSBase))
 
 	v.reset()
-	v.initFPU()
+	v.fxArea.Reset()
 	if v.err != nil {
 		return v.err
 	}
@@ -350,20 +350,6 @@ func (v *VCPU) reset() {
 	v.wr(VMCSGuestActivityState.Field(), uint64(ActivityActive))
 	v.wr(VMCSGuestPendingDebug.Field(), 0)
 }
-
-func (v *VCPU) initFPU() {
-	fx := v.fx()
-	clear(fx)
-	fx[0], fx[1] = 0x7F, 0x03   // FCW
-	fx[24], fx[25] = 0x80, 0x1F // MXCSR 0x1F80
-}
-
-func aligned16(b []byte) []byte {
-	off := (16 - uintptr(unsafe.Pointer(&b[0]))%16) % 16
-	return b[off : off+512]
-}
-
-func (v *VCPU) fx() []byte { return aligned16(v.fxArea[:]) }
 
 // Close implements vmm.VCPU: VMCLEAR (the VMCS stops being active on this
 // CPU) and the frames go back.
@@ -450,7 +436,7 @@ func (v *VCPU) run() (ex vmm.Exit, handled bool, err error) {
 		// hardware would also refuse (CheckEntry) or would silently alter.
 		return vmm.Exit{Reason: vmm.ExitInvalidState, Detail: "refused before VM entry: " + v.entryCheck}, false, nil
 	}
-	st := vmEnter(v.vmcsPA, v.launched, &v.gprs, &v.fx()[0], &aligned16(v.hostFXArea[:])[0])
+	st := vmEnter(v.vmcsPA, v.launched, &v.gprs, &v.fxArea.Image()[0], &v.hostFXArea.Image()[0])
 	if st != vmSucceed {
 		instr := "VMLAUNCH"
 		if v.launched {
@@ -919,7 +905,7 @@ func (v *VCPU) SaveState() (vmm.State, error) {
 	for _, m := range stateMSRs {
 		st.MSRs[m], _ = v.MSR(m)
 	}
-	copy(st.FPU[:], v.fx())
+	copy(st.FPU[:], v.fxArea.Image())
 	switch {
 	case v.injected:
 		st.Pending = pendingEvent(InterruptionInfo(v.rd(VMCSEntryInterruptionInfo.Field())), uint32(v.rd(VMCSEntryExceptionError.Field())))
@@ -943,7 +929,7 @@ func (v *VCPU) RestoreState(st vmm.State) error {
 			return fmt.Errorf("vmx: restore: MSR %#x is not part of the vCPU state", m)
 		}
 	}
-	copy(v.fx(), st.FPU[:])
+	copy(v.fxArea.Image(), st.FPU[:])
 	v.SetTSCOffset(st.TSCOffset)
 	v.injected, v.reinject = false, nil
 	v.wr(VMCSEntryInterruptionInfo.Field(), 0)
