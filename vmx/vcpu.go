@@ -511,13 +511,20 @@ func (v *VCPU) syncIA32e() {
 }
 
 func (v *VCPU) setIA32e(on bool) {
-	e := v.ctl.Entry &^ EntryIA32eModeGuest
+	v.setControl(&v.ctl.Entry, VMCSEntryControls, EntryIA32eModeGuest, on)
+}
+
+// setControl sets or clears bit in the cached control word *ctl and
+// writes the VMCS field only when the word changes, because the callers
+// run on every exit and a VMWRITE costs more than the compare.
+func (v *VCPU) setControl(ctl *uint32, f Field32, bit uint32, on bool) {
+	c := *ctl &^ bit
 	if on {
-		e |= EntryIA32eModeGuest
+		c |= bit
 	}
-	if e != v.ctl.Entry {
-		v.ctl.Entry = e
-		v.wr(VMCSEntryControls.Field(), uint64(e))
+	if c != *ctl {
+		*ctl = c
+		v.wr(f.Field(), uint64(c))
 	}
 }
 
@@ -858,14 +865,7 @@ func (v *VCPU) Inject(ev vmm.Event) {
 // exit comes as soon as RFLAGS.IF is 1 and nothing blocks interrupts (SDM
 // 26.7.5).
 func (v *VCPU) InterruptWindow(want bool) {
-	p := v.ctl.Proc &^ ProcInterruptWindowExiting
-	if want {
-		p |= ProcInterruptWindowExiting
-	}
-	if p != v.ctl.Proc {
-		v.ctl.Proc = p
-		v.wr(VMCSProcBasedControls.Field(), uint64(p))
-	}
+	v.setControl(&v.ctl.Proc, VMCSProcBasedControls, ProcInterruptWindowExiting, want)
 }
 
 // CanInterrupt implements vmm.VCPU.
@@ -886,14 +886,7 @@ func (v *VCPU) TSCOffset() int64 { return v.tscOff }
 // InterceptRDTSC implements vmm.VCPU. With "enable RDTSCP" set, RDTSC
 // exiting makes RDTSCP exit too (SDM 26.1.3).
 func (v *VCPU) InterceptRDTSC(on bool) {
-	p := v.ctl.Proc &^ ProcRDTSCExiting
-	if on {
-		p |= ProcRDTSCExiting
-	}
-	if p != v.ctl.Proc {
-		v.ctl.Proc = p
-		v.wr(VMCSProcBasedControls.Field(), uint64(p))
-	}
+	v.setControl(&v.ctl.Proc, VMCSProcBasedControls, ProcRDTSCExiting, on)
 }
 
 var stateMSRs = []uint32{vmm.MSRPAT, vmm.MSRSTAR, vmm.MSRLSTAR, vmm.MSRCSTAR, vmm.MSRSFMASK,
