@@ -127,23 +127,41 @@ func (e *Emulator) memOperand(m x86asm.Mem, size int, acc pagewalk.Access) (memR
 	return e.resolve(seg, off, size, acc)
 }
 
+// loadOperand reads the memory operand m of size bytes. Like resolve it
+// returns ok=false when it raised an exception.
+func (e *Emulator) loadOperand(m x86asm.Mem, size int) (uint64, bool, error) {
+	ref, ok, err := e.memOperand(m, size, 0)
+	if !ok {
+		return 0, false, err
+	}
+	v, err := e.load(ref)
+	return v, err == nil, err
+}
+
+// regOrImm reads a source operand that is a general register or an
+// immediate; ok is false for any other form.
+func (e *Emulator) regOrImm(a x86asm.Arg) (uint64, bool) {
+	switch src := a.(type) {
+	case x86asm.Reg:
+		g, ok := gprOf(src)
+		if !ok {
+			return 0, false
+		}
+		return e.readGPR(g), true
+	case x86asm.Imm:
+		return uint64(src), true
+	}
+	return 0, false
+}
+
 // mov implements MOV between memory and a register or immediate, including
 // the moffs forms (A0-A3). Intel SDM vol 2B "MOV".
 func (e *Emulator) mov() error {
 	size := e.inst.MemBytes
 	switch dst := e.inst.Args[0].(type) {
 	case x86asm.Mem:
-		var v uint64
-		switch src := e.inst.Args[1].(type) {
-		case x86asm.Reg:
-			g, ok := gprOf(src)
-			if !ok {
-				return e.unsupported("store of a non-general register")
-			}
-			v = e.readGPR(g)
-		case x86asm.Imm:
-			v = uint64(src)
-		default:
+		v, ok := e.regOrImm(e.inst.Args[1])
+		if !ok {
 			return e.unsupported("operand form")
 		}
 		ref, ok, err := e.memOperand(dst, size, pagewalk.AccessWrite)
@@ -157,12 +175,8 @@ func (e *Emulator) mov() error {
 		if !isMem || !isGPR {
 			return e.unsupported("operand form")
 		}
-		ref, ok, err := e.memOperand(src, size, 0)
+		v, ok, err := e.loadOperand(src, size)
 		if !ok {
-			return err
-		}
-		v, err := e.load(ref)
-		if err != nil {
 			return err
 		}
 		e.writeGPR(g, v)
@@ -180,12 +194,8 @@ func (e *Emulator) movExtend() error {
 		return e.unsupported("operand form")
 	}
 	size := e.inst.MemBytes
-	ref, ok, err := e.memOperand(src, size, 0)
+	v, ok, err := e.loadOperand(src, size)
 	if !ok {
-		return err
-	}
-	v, err := e.load(ref)
-	if err != nil {
 		return err
 	}
 	if e.inst.Op != x86asm.MOVZX {
@@ -221,16 +231,8 @@ func (e *Emulator) alu() error {
 		if writesDst {
 			acc = pagewalk.AccessWrite
 		}
-		switch src := e.inst.Args[1].(type) {
-		case x86asm.Reg:
-			g, ok := gprOf(src)
-			if !ok {
-				return e.unsupported("operand form")
-			}
-			b = e.readGPR(g)
-		case x86asm.Imm:
-			b = uint64(src)
-		default:
+		var ok bool
+		if b, ok = e.regOrImm(e.inst.Args[1]); !ok {
 			return e.unsupported("operand form")
 		}
 		r, ok, err := e.memOperand(dst, size, acc)
@@ -249,11 +251,9 @@ func (e *Emulator) alu() error {
 		}
 		dstReg = g
 		a = e.readGPR(g)
-		r, ok, err := e.memOperand(src, size, 0)
-		if !ok {
-			return err
-		}
-		if b, err = e.load(r); err != nil {
+		var ok bool
+		var err error
+		if b, ok, err = e.loadOperand(src, size); !ok {
 			return err
 		}
 	default:
