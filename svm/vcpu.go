@@ -142,13 +142,13 @@ func (v *VCPU) reset() {
 	s.IDTR = Segment{Limit: 0xFFFF}
 	s.LDTR = Segment{Attrib: 0x82, Limit: 0xFFFF}
 	s.TR = Segment{Attrib: 0x8B, Limit: 0xFFFF}
-	s.CR0 = 0x60000010
+	s.CR0 = vmm.ResetCR0
 	s.CR3, s.CR4 = 0, 0
 	s.EFER = EFERSVME
 	s.RFLAGS = 2
 	s.RIP = 0xFFF0
-	s.DR6, s.DR7 = 0xFFFF0FF0, 0x400
-	s.GPAT = 0x0007040600070406
+	s.DR6, s.DR7 = vmm.ResetDR6, vmm.ResetDR7
+	s.GPAT = vmm.ResetPAT
 	s.CPL = 0
 }
 

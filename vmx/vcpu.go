@@ -337,11 +337,11 @@ func (v *VCPU) reset() {
 		LDTR: vmm.Segment{Attrib: 0x82, Limit: 0xFFFF},
 		TR:   vmm.Segment{Attrib: 0x8B, Limit: 0xFFFF},
 		GDT:  vmm.DTable{Limit: 0xFFFF}, IDT: vmm.DTable{Limit: 0xFFFF},
-		CR0: 0x60000010,
+		CR0: vmm.ResetCR0,
 	})
 	v.SetRegs(vmm.Regs{RIP: 0xFFF0, RFLAGS: 2})
-	v.wr(VMCSGuestDR7.Field(), 0x400)
-	v.wr(VMCSGuestPAT.Field(), 0x0007040600070406)
+	v.wr(VMCSGuestDR7.Field(), vmm.ResetDR7)
+	v.wr(VMCSGuestPAT.Field(), vmm.ResetPAT)
 	v.wr(VMCSGuestDebugCtl.Field(), 0)
 	v.wr(VMCSGuestSysenterCS.Field(), 0)
 	v.wr(VMCSGuestSysenterESP.Field(), 0)
