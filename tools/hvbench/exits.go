@@ -34,7 +34,7 @@ var exitBenchRE = regexp.MustCompile(`^bench: (svm|vmx)_(cpuid_exit|pio_exit|gue
 func measureExits(ctx context.Context, image, logs string) []exitRun {
 	shift0 := 0
 	var runs []exitRun
-	spec := marker.Spec{Forbid: res(`^panic: `, `^fatal error: `, `^hv: error: `), Done: regexp.MustCompile(`^bench: done$`)}
+	spec := marker.Spec{Forbid: marker.Patterns(`^panic: `, `^fatal error: `, `^hv: error: `), Done: regexp.MustCompile(`^bench: done$`)}
 	collect := func(label, cmd string, j emurun.Job) {
 		er := exitRun{Label: label, Cmd: cmd, Results: map[string]float64{}}
 		j.Spec, j.LogDir, j.Timeout = spec, logs, 15*time.Minute
@@ -74,14 +74,6 @@ func measureExits(ctx context.Context, image, logs string) []exitRun {
 			emurun.Job{Name: "bench-exits-" + c.model, Bochs: &b})
 	}
 	return runs
-}
-
-func res(exprs ...string) []*regexp.Regexp {
-	var rs []*regexp.Regexp
-	for _, e := range exprs {
-		rs = append(rs, regexp.MustCompile(e))
-	}
-	return rs
 }
 
 // exitSection renders the exit-cost table.

@@ -58,7 +58,7 @@ func TestRunnerBootsFakeKernel(t *testing.T) {
 	image := buildFakeImage(t, dir)
 	spec := func(cmdline string) marker.Spec {
 		return marker.Spec{
-			Expect: res(`^hv: fake kernel$`, `^hv: cmdline `+cmdline+`$`, `^selftest: PASS fake$`),
+			Expect: marker.Patterns(`^hv: fake kernel$`, `^hv: cmdline `+cmdline+`$`, `^selftest: PASS fake$`),
 			Forbid: brokenLines,
 			Done:   doneLine,
 			Exit:   marker.WantSuccess,

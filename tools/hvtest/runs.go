@@ -44,23 +44,15 @@ type run struct {
 	knownFlake *regexp.Regexp
 }
 
-func res(exprs ...string) []*regexp.Regexp {
-	var rs []*regexp.Regexp
-	for _, e := range exprs {
-		rs = append(rs, regexp.MustCompile(e))
-	}
-	return rs
-}
-
 // Markers of the kernel's console interface (README "Boot options" and
 // docs/testing.md).
 var (
 	// The Go runtime's ways of dying: a panic, a fatal error, a fatal
 	// signal (SIGSEGV, SIGFPE, ... from a fault it did not expect), and the
 	// low-level "fatal: morestack on g0" kind.
-	runtimeDeath = res(`^panic: `, `^fatal error: `, `^SIG[A-Z]+: `, `^fatal: `, `^unexpected fault address `)
+	runtimeDeath = marker.Patterns(`^panic: `, `^fatal error: `, `^SIG[A-Z]+: `, `^fatal: `, `^unexpected fault address `)
 	// Any of these in a run that should succeed is a failure at once.
-	brokenLines = append(res(`^selftest: FAIL `, `^hv: error: `), runtimeDeath...)
+	brokenLines = append(marker.Patterns(`^selftest: FAIL `, `^hv: error: `), runtimeDeath...)
 	doneLine    = regexp.MustCompile(`^selftest: done (\d+)/(\d+)`)
 )
 
@@ -68,7 +60,7 @@ var (
 // with every check passed, then a successful exit.
 func selftestSpec() marker.Spec {
 	return marker.Spec{
-		Expect: res(`^hv: `, `^selftest: PASS `),
+		Expect: marker.Patterns(`^hv: `, `^selftest: PASS `),
 		Forbid: brokenLines,
 		Done:   doneLine,
 		CheckDone: func(m []string) error {
@@ -86,8 +78,8 @@ func selftestSpec() marker.Spec {
 // completed self-test.
 func crashSpec() marker.Spec {
 	return marker.Spec{
-		Expect: res(`^hv: `, `^panic: selftest: deliberate crash`, `^goroutine \d+ \[`),
-		Forbid: res(`^selftest: done`),
+		Expect: marker.Patterns(`^hv: `, `^panic: selftest: deliberate crash`, `^goroutine \d+ \[`),
+		Forbid: marker.Patterns(`^selftest: done`),
 		Exit:   marker.WantFailure,
 	}
 }
@@ -96,8 +88,8 @@ func crashSpec() marker.Spec {
 // no panic and no self-test.
 func badInputSpec(errRE string) marker.Spec {
 	return marker.Spec{
-		Expect: res(`^hv: error: ` + errRE),
-		Forbid: append(res(`^goroutine \d+ \[`, `^selftest: `), runtimeDeath...),
+		Expect: marker.Patterns(`^hv: error: ` + errRE),
+		Forbid: append(marker.Patterns(`^goroutine \d+ \[`, `^selftest: `), runtimeDeath...),
 		Exit:   marker.WantFailure,
 	}
 }
@@ -114,9 +106,9 @@ func guestsSpec(except ...string) marker.Spec {
 		all = append(all, regexp.MustCompile(`^guest `+regexp.QuoteMeta(n)+`: PASS$`))
 	}
 	return marker.Spec{
-		Expect:    res(`^hv: virtualization (svm|vmx)$`),
+		Expect:    marker.Patterns(`^hv: virtualization (svm|vmx)$`),
 		ExpectAll: all,
-		Forbid:    append(res(`^guest [^ ]+: FAIL`), brokenLines...),
+		Forbid:    append(marker.Patterns(`^guest [^ ]+: FAIL`), brokenLines...),
 		Exit:      marker.WantSuccess,
 	}
 }
@@ -125,7 +117,7 @@ func guestsSpec(except ...string) marker.Spec {
 // successfully.
 func reportSpec(cpus int, virt string) marker.Spec {
 	return marker.Spec{
-		Expect: res(`^hv: cpu `, `^hv: memory `, fmt.Sprintf(`^hv: cpus started %d$`, cpus), `^hv: virtualization `+virt+`$`),
+		Expect: marker.Patterns(`^hv: cpu `, `^hv: memory `, fmt.Sprintf(`^hv: cpus started %d$`, cpus), `^hv: virtualization `+virt+`$`),
 		Forbid: brokenLines,
 		Exit:   marker.WantSuccess,
 	}
@@ -155,7 +147,7 @@ func linuxQEMU() emu.QEMU {
 // 6.1.0-56-cloud-amd64[    5.44] hrtimer: interrupt took ...").
 func linuxSpec() marker.Spec {
 	return marker.Spec{
-		Expect: res(`^hv: vm linux: Linux bzImage, 256 MiB`,
+		Expect: marker.Patterns(`^hv: vm linux: Linux bzImage, 256 MiB`,
 			`^linux: \[ *[0-9.]+\] Linux version 6\.1\.`,
 			`^linux: init: uname 6\.1\.[0-9]+-[0-9]+-cloud-amd64`,
 			`^linux: test: virtio virtio0 device 0x0002 driver virtio_blk`,
@@ -165,7 +157,7 @@ func linuxSpec() marker.Spec {
 			`^linux: test: net eth0 `,
 			`^linux: test: done`,
 			`^hv: vm linux: power-off$`),
-		Forbid: append(res(`^linux: init: module .* FAILED$`, `^linux: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
+		Forbid: append(marker.Patterns(`^linux: init: module .* FAILED$`, `^linux: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
 			`^hv: vm linux: .*stopped`), brokenLines...),
 		Exit: marker.WantSuccess,
 	}
@@ -211,9 +203,9 @@ func linuxPairSpec() marker.Spec {
 			`^hv: vm `+vm.name+`: power-off$`)
 	}
 	return marker.Spec{
-		Expect:    res(`^hv: config linux-pair.conf: 2 VMs on 2 CPUs$`),
-		ExpectAll: res(all...),
-		Forbid: append(res(`^vm[12]: init: module .* FAILED$`, `^vm[12]: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
+		Expect:    marker.Patterns(`^hv: config linux-pair.conf: 2 VMs on 2 CPUs$`),
+		ExpectAll: marker.Patterns(all...),
+		Forbid: append(marker.Patterns(`^vm[12]: init: module .* FAILED$`, `^vm[12]: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
 			`^vm[12]: test: ping .* FAILED$`, `^hv: vm vm[12]: .*stopped`), brokenLines...),
 		Done: regexp.MustCompile(`^hv: config linux-pair.conf: 2 of 2 VMs powered off$`),
 		Exit: marker.WantSuccess,

@@ -87,6 +87,16 @@ const (
 	WantFailure
 )
 
+// Patterns compiles the regular expressions of a Spec's lists; the
+// expressions are the caller's constants, so a bad one panics.
+func Patterns(exprs ...string) []*regexp.Regexp {
+	rs := make([]*regexp.Regexp, 0, len(exprs))
+	for _, e := range exprs {
+		rs = append(rs, regexp.MustCompile(e))
+	}
+	return rs
+}
+
 // Spec says what a run's console must and must not show.
 type Spec struct {
 	// Expect must each match a line, in this order.
