@@ -4,7 +4,7 @@
 #   make run KERNEL=F [INITRD=F] [APPEND="..."] [MEM=MiB] [CPUS=n]
 #                                that guest as the only VM under QEMU TCG (mk/run-guest.sh)
 #   make run ARGS="selftest"     boot out/hv under QEMU with those boot options (Ctrl-A x quits)
-#   make test                    host unit tests, go vet, gofmt, then make qemu-test
+#   make test                    gofmt, go vet, staticcheck, host unit tests, then make qemu-test
 #   make qemu-test               every emulator run of tools/hvtest (docs/testing.md)
 #   make image | iso | pxe       out/hv, out/hv.iso (BIOS+UEFI), out/pxe/ (iPXE)
 #   make bench                   docs/bench.md
@@ -35,6 +35,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := image
 
 GO        ?= go
+# staticcheck comes from the Go module proxy at a fixed version.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 OUT       := out
 BIN       := $(OUT)/bin
 BENCH_DIR := $(OUT)/bench
@@ -164,6 +166,7 @@ unit:
 	@unformatted="$$(gofmt -l .)"; \
 	if [[ -n $$unformatted ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(UNIT_PKGS)
+	$(STATICCHECK) $(UNIT_PKGS)
 	$(GO) test $(UNIT_PKGS)
 
 qemu-test: deps $(OUT)/hv $(BIN)/hvtest linux-files

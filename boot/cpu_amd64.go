@@ -3,7 +3,6 @@ package boot
 func outb(port uint16, v uint8)
 func inb(port uint16) uint8
 func outw(port uint16, v uint16)
-func inw(port uint16) uint16
 func outl(port uint16, v uint32)
 func inl(port uint16) uint32
 func rdmsr(msr uint32) uint64
@@ -17,17 +16,11 @@ func readCR3() uint64
 func writeCR3(v uint64)
 func readCR4() uint64
 func writeCR4(v uint64)
-func xgetbv(idx uint32) uint64
 func xsetbv(idx uint32, v uint64)
 func lgdt(p uintptr)
 func lidt(p uintptr)
 func ltr(sel uint16)
-func invlpg(va uintptr)
 func cli()
-func sti()
-func halt()
 func stop()
 func pause()
 func rdrand64() (v uint64, ok bool)
-func rdseed64() (v uint64, ok bool)
-func readRBP() uintptr

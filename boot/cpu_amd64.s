@@ -23,13 +23,6 @@ TEXT ·outw(SB),NOSPLIT,$0-4
 	OUTW
 	RET
 
-TEXT ·inw(SB),NOSPLIT,$0-10
-	MOVW port+0(FP), DX
-	XORL AX, AX
-	INW
-	MOVW AX, ret+8(FP)
-	RET
-
 TEXT ·outl(SB),NOSPLIT,$0-8
 	MOVW port+0(FP), DX
 	MOVL v+4(FP), AX
@@ -110,14 +103,6 @@ TEXT ·writeCR4(SB),NOSPLIT,$0-8
 	MOVQ AX, CR4
 	RET
 
-TEXT ·xgetbv(SB),NOSPLIT,$0-16
-	MOVL idx+0(FP), CX
-	XGETBV
-	SHLQ $32, DX
-	ORQ DX, AX
-	MOVQ AX, ret+8(FP)
-	RET
-
 TEXT ·xsetbv(SB),NOSPLIT,$0-16
 	MOVL idx+0(FP), CX
 	MOVQ v+8(FP), AX
@@ -141,21 +126,8 @@ TEXT ·ltr(SB),NOSPLIT,$0-2
 	LTR AX
 	RET
 
-TEXT ·invlpg(SB),NOSPLIT,$0-8
-	MOVQ va+0(FP), AX
-	INVLPG (AX)
-	RET
-
 TEXT ·cli(SB),NOSPLIT,$0
 	CLI
-	RET
-
-TEXT ·sti(SB),NOSPLIT,$0
-	STI
-	RET
-
-TEXT ·halt(SB),NOSPLIT,$0
-	HLT
 	RET
 
 // stop disables interrupts and halts forever.
@@ -176,17 +148,6 @@ TEXT ·rdrand64(SB),NOSPLIT,$0-9
 	SETCS BX
 	MOVQ AX, v+0(FP)
 	MOVB BX, ok+8(FP)
-	RET
-
-TEXT ·rdseed64(SB),NOSPLIT,$0-9
-	BYTE $0x48; BYTE $0x0F; BYTE $0xC7; BYTE $0xF8 // RDSEED RAX
-	SETCS BX
-	MOVQ AX, v+0(FP)
-	MOVB BX, ok+8(FP)
-	RET
-
-TEXT ·readRBP(SB),NOSPLIT|NOFRAME,$0-8
-	MOVQ BP, ret+0(FP)
 	RET
 
 // reloadSegments reloads CS with the kernel code selector (far return) and

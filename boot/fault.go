@@ -3,6 +3,8 @@ package boot
 // kernelFault reports an exception raised by platform code itself (kernel
 // context) and stops the machine: such a fault means the platform is broken,
 // and continuing could corrupt guests. It runs on the fault stack.
+//
+//lint:ignore U1000 called from trap_amd64.s
 func kernelFault(fp uint64) {
 	f := (*frame)(physPtr(fp))
 	c := thisCPU()

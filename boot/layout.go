@@ -35,6 +35,8 @@ type fakeG struct {
 // finds it through the displacement of a LEAQ it never executes (see
 // entry_amd64.s), because the Go assembler only emits RIP-relative references
 // and those mean something else in 32-bit mode.
+//
+//lint:ignore U1000 the fields are read by entry_amd64.s
 type earlyArea struct {
 	magic  uint32
 	info   uint32
@@ -44,9 +46,14 @@ type earlyArea struct {
 	tables [7 * 4096]byte // 6 page-aligned pages: PML4, PDPT, 4 PDs
 }
 
+// The early area's fields, the boot stack, g and TLS are used only by
+// entry_amd64.s.
 var (
-	early     earlyArea
+	early earlyArea
+	//lint:ignore U1000 used by entry_amd64.s
 	bootStack [bootStackSize]byte
-	bootG     fakeG
-	bootTLS   [4]uintptr
+	//lint:ignore U1000 used by entry_amd64.s
+	bootG fakeG
+	//lint:ignore U1000 used by entry_amd64.s
+	bootTLS [4]uintptr
 )

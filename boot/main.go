@@ -43,6 +43,8 @@ var (
 // bootMain is called by entry64 on CPU 0, on the boot stack with the boot fake
 // g, before the Go runtime has run a single instruction. It never returns:
 // it ends by resuming thread 0 at the runtime's entry point.
+//
+//lint:ignore U1000 called from entry_amd64.s
 func bootMain() {
 	consoleInit()
 	maskPIC()

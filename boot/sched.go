@@ -39,6 +39,8 @@ var ncpu atomic.Int32
 
 // kernelEntry is called by kernelEnter with the current thread's state saved.
 // It returns the address of the thread to resume.
+//
+//lint:ignore U1000 called from trap_amd64.s
 func kernelEntry() uint64 {
 	c := thisCPU()
 	t := threadAt(c.cur)

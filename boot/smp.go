@@ -65,12 +65,15 @@ const (
 	trampEFEROff  = 0xAC
 )
 
-// Hand-over to the AP being started.
+// Hand-over to the AP being started; the stack and TLS are read by
+// trap_amd64.s.
 var (
+	//lint:ignore U1000 read by trap_amd64.s
 	apBootStack uint64
-	apBootTLS   uint64
-	apBootID    int32
-	apOnline    atomic.Uint32
+	//lint:ignore U1000 read by trap_amd64.s
+	apBootTLS uint64
+	apBootID  int32
+	apOnline  atomic.Uint32
 )
 
 func addrOfAPEntry64() uint64
@@ -146,6 +149,8 @@ func spin(ns int64) {
 }
 
 // apMain runs on a new AP on its kernel stack with its fake g.
+//
+//lint:ignore U1000 called from trap_amd64.s
 func apMain() {
 	id := int(apBootID)
 	loadCPU(id)
