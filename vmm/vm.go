@@ -515,11 +515,18 @@ func (v *vcpuRun) handleHypercall(ex Exit) error {
 // extended state, and CPUID hides XSAVE from guests.
 func (v *vcpuRun) handleXSETBV(ex Exit) error {
 	r := v.cpu.Regs()
-	if r.RCX&0xFFFFFFFF != 0 || r.RAX&0xFFFFFFFF != 3 && r.RAX&0xFFFFFFFF != 1 {
+	if !xcrWriteAllowed(uint32(r.RCX), r.RDX<<32|r.RAX&0xFFFFFFFF) {
 		v.injectGP()
 		return nil
 	}
 	return v.skip(ex)
+}
+
+// xcrWriteAllowed says whether XSETBV may load value (EDX:EAX) into the
+// XCR that index (ECX) names. Every other case is #GP, as on hardware
+// for an unknown XCR or reserved XCR0 bits (SDM vol. 2D XSETBV).
+func xcrWriteAllowed(index uint32, value uint64) bool {
+	return index == 0 && (value == 1 || value == 3)
 }
 
 // handleRefused injects #UD for instructions not offered to guests

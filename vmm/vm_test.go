@@ -58,3 +58,24 @@ func TestEveryReasonHandled(t *testing.T) {
 		}
 	}
 }
+
+func TestXCRWriteAllowed(t *testing.T) {
+	for _, c := range []struct {
+		index uint32
+		value uint64
+		want  bool
+	}{
+		{0, 1, true},
+		{0, 3, true},
+		{0, 0, false},          // x87 must stay enabled
+		{0, 2, false},          // SSE without x87
+		{0, 7, false},          // AVX: CPUID hides XSAVE's extended state
+		{0, 1<<32 | 3, false},  // EDX holds reserved bits of XCR0
+		{1, 3, false},          // XCR1 is not writable by XSETBV
+		{0xFFFFFFFF, 1, false}, // unknown XCR
+	} {
+		if got := xcrWriteAllowed(c.index, c.value); got != c.want {
+			t.Errorf("xcrWriteAllowed(%d, %#x) = %v, want %v", c.index, c.value, got, c.want)
+		}
+	}
+}
