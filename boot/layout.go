@@ -43,7 +43,7 @@ type earlyArea struct {
 	gdtr   [16]byte
 	gdt    [4]uint64
 	_      [16]byte
-	tables [7 * 4096]byte // 6 page-aligned pages: PML4, PDPT, 4 PDs
+	tables [7 * 4096]byte // 6 pages (PML4, PDPT, 4 PDs) from its first page boundary
 }
 
 // The early area's fields, the boot stack, g and TLS are used only by
