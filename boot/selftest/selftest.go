@@ -320,13 +320,43 @@ func pmElapsed(a, b uint32, bits int) time.Duration {
 	return time.Duration(d * uint64(time.Second) / boot.PMTimerHz)
 }
 
+// pmStamp is a time.Now reading bracketed by two PM-timer reads.
+type pmStamp struct {
+	pm uint32 // the PM timer halfway between the two reads
+	t  time.Time
+}
+
+// stampPM pairs time.Now with the PM timer. The goroutine can be preempted
+// between any two reads, and on a one-CPU emulator the GC's background work
+// then runs for tens of milliseconds (a CI run once saw 90 ms), so a pair is
+// taken only when both PM reads lie within maxGap of each other.
+func stampPM(bits int) (pmStamp, bool) {
+	const maxGap = time.Millisecond
+	for try := 0; try < 100; try++ {
+		a, _, _ := boot.PMTimer()
+		t := time.Now()
+		b, _, _ := boot.PMTimer()
+		if gap := pmElapsed(a, b, bits); gap <= maxGap {
+			mask := uint64(1)<<bits - 1
+			return pmStamp{pm: uint32((uint64(a) + (uint64(b)-uint64(a))&mask/2) & mask), t: t}, true
+		}
+	}
+	return pmStamp{}, false
+}
+
 func checkTimers(w io.Writer) error {
 	const sleep = 200 * time.Millisecond
-	pm0, bits, havePM := boot.PMTimer()
+	_, bits, havePM := boot.PMTimer()
+	var s0 pmStamp
+	if havePM {
+		var ok bool
+		if s0, ok = stampPM(bits); !ok {
+			return fmt.Errorf("no time.Now reading came within 1ms of the ACPI PM timer in 100 tries")
+		}
+	}
 	t0 := time.Now()
 	time.Sleep(sleep)
 	el := time.Since(t0)
-	pm1, _, _ := boot.PMTimer()
 	if el < sleep {
 		return fmt.Errorf("time.Sleep(%v) returned after %v by time.Now", sleep, el)
 	}
@@ -334,11 +364,16 @@ func checkTimers(w io.Writer) error {
 		return fmt.Errorf("time.Sleep(%v) took %v by time.Now", sleep, el)
 	}
 	if havePM {
-		ref := pmElapsed(pm0, pm1, bits)
-		fmt.Fprintf(w, "selftest: timers: slept %v by time.Now, %v by the ACPI PM timer\n", el.Round(time.Microsecond), ref.Round(time.Microsecond))
-		ratio := float64(el) / float64(ref)
+		s1, ok := stampPM(bits)
+		if !ok {
+			return fmt.Errorf("no time.Now reading came within 1ms of the ACPI PM timer in 100 tries")
+		}
+		byNow := s1.t.Sub(s0.t)
+		ref := pmElapsed(s0.pm, s1.pm, bits)
+		fmt.Fprintf(w, "selftest: timers: slept %v by time.Now, %v by the ACPI PM timer\n", byNow.Round(time.Microsecond), ref.Round(time.Microsecond))
+		ratio := float64(byNow) / float64(ref)
 		if ratio < 0.9 || ratio > 1.1 {
-			return fmt.Errorf("time.Now measured %v where the ACPI PM timer measured %v", el, ref)
+			return fmt.Errorf("time.Now measured %v where the ACPI PM timer measured %v", byNow, ref)
 		}
 	} else {
 		fmt.Fprintf(w, "selftest: timers: no ACPI PM timer; slept %v by time.Now\n", el)
