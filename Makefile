@@ -17,6 +17,8 @@
 #             kernel, initrd (a Multiboot kernel's first module), its command
 #             line, RAM in MiB, vCPUs (only 1 today)
 #   CMDLINE   the same for iso and pxe only (defaults to ARGS)
+#   MODULES   files the ISO carries as boot modules, each named by its base
+#             name, e.g. MODULES="out/linux/vmlinuz out/linux/initramfs.cpio.gz"
 #   QEMU_MEM, QEMU_SMP   memory (MiB) and CPUs for run
 #   HVTEST_FLAGS         extra flags for tools/hvtest, e.g. HVTEST_FLAGS='-run smp2 -v'
 #
@@ -48,6 +50,7 @@ APPEND   ?=
 MEM      ?=
 CPUS     ?=
 CMDLINE  ?= $(ARGS)
+MODULES  ?=
 QEMU_MEM ?= 512
 QEMU_SMP ?= 2
 HVTEST_FLAGS ?=
@@ -108,8 +111,12 @@ $(OUT)/cmdline.txt: FORCE | $(OUT)
 	@printf '%s\n' '$(subst ','\'',$(CMDLINE))' > $@.new
 	$(replace-if-changed)
 
-$(OUT)/hv.iso: $(OUT)/hv $(OUT)/cmdline.txt $(BIN)/mkiso | deps
-	$(BIN)/mkiso -o $@ -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv
+$(OUT)/modules.txt: FORCE | $(OUT)
+	@printf '%s\n' '$(subst ','\'',$(MODULES))' > $@.new
+	$(replace-if-changed)
+
+$(OUT)/hv.iso: $(OUT)/hv $(OUT)/cmdline.txt $(OUT)/modules.txt $(MODULES) $(BIN)/mkiso | deps
+	$(BIN)/mkiso -o $@ -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv $(MODULES)
 
 $(OUT)/pxe/boot.ipxe: $(OUT)/hv $(OUT)/cmdline.txt $(BIN)/mkpxe
 	$(BIN)/mkpxe -o $(OUT)/pxe -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv

@@ -18,6 +18,29 @@ import (
 // ImagePath is where the image sits inside the ISO.
 const ImagePath = "/boot/hv"
 
+// moduleDir is where boot modules sit inside the ISO, each under its base
+// name, which is also its module command line: the hypervisor finds a
+// module by that name (README, "Boot modules").
+const moduleDir = "/boot/modules/"
+
+// checkModules rejects module lists the ISO cannot carry: each module is
+// named by its base name, so two with one name would be ambiguous, and
+// GRUB's parser would split a name at a blank.
+func checkModules(modules []string) error {
+	seen := map[string]string{}
+	for _, m := range modules {
+		base := filepath.Base(m)
+		if base == "." || base == "/" || strings.ContainsAny(base, " \t\n\r\x00'\"\\$;") {
+			return fmt.Errorf("bootmedia: module %q: its base name cannot be a GRUB file name", m)
+		}
+		if prev, ok := seen[base]; ok {
+			return fmt.Errorf("bootmedia: modules %q and %q have the same base name", prev, m)
+		}
+		seen[base] = m
+	}
+	return nil
+}
+
 // checkCmdline rejects command lines that no loader configuration can carry
 // on one line.
 func checkCmdline(cmdline string) error {
@@ -40,15 +63,25 @@ func grubQuote(w string) string {
 // line twice), boots the
 // first entry at once, and loads the image with multiboot2, which passes the
 // ACPI RSDP that UEFI firmware hides from Multiboot 1 kernels. The second
-// entry (multiboot 1) is there for diagnosis from the menu.
-func GrubConfig(cmdline string) (string, error) {
+// entry (multiboot 1) is there for diagnosis from the menu. Each module
+// (a host path) is loaded from moduleDir under its base name.
+func GrubConfig(cmdline string, modules ...string) (string, error) {
 	if err := checkCmdline(cmdline); err != nil {
+		return "", err
+	}
+	if err := checkModules(modules); err != nil {
 		return "", err
 	}
 	var args strings.Builder
 	for _, w := range strings.Fields(cmdline) {
 		args.WriteString(" ")
 		args.WriteString(grubQuote(w))
+	}
+	var mb1, mb2 strings.Builder
+	for _, m := range modules {
+		base := filepath.Base(m)
+		fmt.Fprintf(&mb2, "\tmodule2 %s%s %s\n", moduleDir, base, base)
+		fmt.Fprintf(&mb1, "\tmodule %s%s %s\n", moduleDir, base, base)
 	}
 	return fmt.Sprintf(`# Written by hv/tools/bootmedia.
 serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1
@@ -59,21 +92,22 @@ set default=0
 
 menuentry 'hv (multiboot2)' {
 	multiboot2 %[1]s%[2]s
-	boot
+%[3]s	boot
 }
 
 menuentry 'hv (multiboot)' {
 	multiboot %[1]s%[2]s
-	boot
+%[4]s	boot
 }
-`, ImagePath, args.String()), nil
+`, ImagePath, args.String(), mb2.String(), mb1.String()), nil
 }
 
 // MakeISO writes a hybrid BIOS+UEFI ISO to out that boots image with the
 // given command line. It needs grub-mkrescue with the i386-pc and x86_64-efi
-// platforms, xorriso and mtools.
-func MakeISO(ctx context.Context, image, cmdline, out string) error {
-	cfg, err := GrubConfig(cmdline)
+// platforms, xorriso and mtools. The modules (host paths) are copied in and
+// loaded as boot modules named by their base names.
+func MakeISO(ctx context.Context, image, cmdline, out string, modules ...string) error {
+	cfg, err := GrubConfig(cmdline, modules...)
 	if err != nil {
 		return err
 	}
@@ -87,6 +121,17 @@ func MakeISO(ctx context.Context, image, cmdline, out string) error {
 	}
 	if err := copyFile(image, filepath.Join(tree, filepath.FromSlash(ImagePath))); err != nil {
 		return err
+	}
+	if len(modules) > 0 {
+		dir := filepath.Join(tree, filepath.FromSlash(moduleDir))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("bootmedia: %w", err)
+		}
+		for _, m := range modules {
+			if err := copyFile(m, filepath.Join(dir, filepath.Base(m))); err != nil {
+				return err
+			}
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tree, "boot", "grub", "grub.cfg"), []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("bootmedia: %w", err)

@@ -106,6 +106,31 @@ func TestMakePXE(t *testing.T) {
 	}
 }
 
+func TestGrubConfigModules(t *testing.T) {
+	got, err := GrubConfig("vm=linux", "out/linux/vmlinuz", "/tmp/initrd.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\tmodule2 /boot/modules/vmlinuz vmlinuz\n\tmodule2 /boot/modules/initrd.gz initrd.gz\n\tboot\n",
+		"\tmodule /boot/modules/vmlinuz vmlinuz\n\tmodule /boot/modules/initrd.gz initrd.gz\n\tboot\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("GrubConfig lacks %q:\n%s", want, got)
+		}
+	}
+	for _, bad := range [][]string{
+		{"a/vmlinuz", "b/vmlinuz"},
+		{"my kernel"},
+		{"it's"},
+		{"/"},
+	} {
+		if _, err := GrubConfig("", bad...); err == nil {
+			t.Errorf("GrubConfig accepted modules %q", bad)
+		}
+	}
+}
+
 // TestMakeISO builds a real ISO and reads grub.cfg and the image back out of
 // it with xorriso.
 func TestMakeISO(t *testing.T) {
@@ -122,24 +147,32 @@ func TestMakeISO(t *testing.T) {
 	if err := os.WriteFile(image, []byte("kernel bytes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	module := filepath.Join(dir, "initrd.img")
+	if err := os.WriteFile(module, []byte("module bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	iso := filepath.Join(dir, "hv.iso")
-	if err := MakeISO(context.Background(), image, "selftest", iso); err != nil {
+	if err := MakeISO(context.Background(), image, "selftest", iso, module); err != nil {
 		t.Fatal(err)
 	}
 	ext := filepath.Join(dir, "x")
 	cmd := exec.Command("xorriso", "-osirrox", "on", "-indev", iso,
 		"-extract", "/boot/grub/grub.cfg", filepath.Join(ext, "grub.cfg"),
-		"-extract", ImagePath, filepath.Join(ext, "hv"))
+		"-extract", ImagePath, filepath.Join(ext, "hv"),
+		"-extract", moduleDir+"initrd.img", filepath.Join(ext, "initrd.img"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("xorriso: %v\n%s", err, b)
 	}
 	cfg, _ := os.ReadFile(filepath.Join(ext, "grub.cfg"))
-	want, _ := GrubConfig("selftest")
+	want, _ := GrubConfig("selftest", module)
 	if diff := cmp.Diff(want, string(cfg)); diff != "" {
 		t.Errorf("grub.cfg in the ISO (-want +got):\n%s", diff)
 	}
 	if b, _ := os.ReadFile(filepath.Join(ext, "hv")); string(b) != "kernel bytes" {
 		t.Errorf("image in the ISO = %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ext, "initrd.img")); string(b) != "module bytes" {
+		t.Errorf("module in the ISO = %q", b)
 	}
 	if _, err := os.Stat(iso + ".tmp"); !os.IsNotExist(err) {
 		t.Errorf("temporary ISO left behind")

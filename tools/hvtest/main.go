@@ -166,6 +166,11 @@ func runAll(ctx context.Context, o options, runs []run, out io.Writer) (int, err
 type mediaKey struct {
 	pxe     bool
 	cmdline string
+	modules string // the run's modules, joined by newlines
+}
+
+func keyOf(r run) mediaKey {
+	return mediaKey{pxe: r.boot == bootPXE, cmdline: r.cmdline, modules: strings.Join(r.modules, "\n")}
 }
 
 func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]string, error) {
@@ -174,7 +179,7 @@ func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]stri
 		if r.boot == bootKernel {
 			continue
 		}
-		k := mediaKey{pxe: r.boot == bootPXE, cmdline: r.cmdline}
+		k := keyOf(r)
 		if _, ok := media[k]; ok {
 			continue
 		}
@@ -185,7 +190,7 @@ func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]stri
 			}
 		} else {
 			p += ".iso"
-			if err := bootmedia.MakeISO(ctx, o.image, r.cmdline, p); err != nil {
+			if err := bootmedia.MakeISO(ctx, o.image, r.cmdline, p, r.modules...); err != nil {
 				return nil, err
 			}
 		}
@@ -199,7 +204,7 @@ func job(o options, r run, media map[mediaKey]string) emurun.Job {
 	j := emurun.Job{Name: r.name, Spec: r.spec, Timeout: r.timeout, LogDir: o.logs}
 	if r.boot == bootBochs {
 		b := r.bochs
-		b.ISO = media[mediaKey{cmdline: r.cmdline}]
+		b.ISO = media[keyOf(r)]
 		j.Bochs = &b
 		return j
 	}
@@ -211,11 +216,11 @@ func job(o options, r run, media map[mediaKey]string) emurun.Job {
 	case bootKernel:
 		q.Kernel, q.Append = o.image, r.cmdline
 	case bootISOBIOS:
-		q.CDROM = media[mediaKey{cmdline: r.cmdline}]
+		q.CDROM = media[keyOf(r)]
 	case bootISOUEFI:
-		q.CDROM, q.Firmware = media[mediaKey{cmdline: r.cmdline}], o.ovmf
+		q.CDROM, q.Firmware = media[keyOf(r)], o.ovmf
 	case bootPXE:
-		q.Netboot = &emu.Netboot{TFTPDir: media[mediaKey{pxe: true, cmdline: r.cmdline}], BootFile: "boot.ipxe"}
+		q.Netboot = &emu.Netboot{TFTPDir: media[keyOf(r)], BootFile: "boot.ipxe"}
 	}
 	j.QEMU = &q
 	return j

@@ -32,6 +32,9 @@ type run struct {
 	cmdline string
 	qemu    emu.QEMU  // for every boot but bootBochs; the boot source is filled in later
 	bochs   emu.Bochs // for bootBochs; ISO and files are filled in later
+	// modules are host files an ISO carries as boot modules (bootBochs,
+	// bootISOBIOS, bootISOUEFI), each named by its base name.
+	modules []string
 	spec    marker.Spec
 	timeout time.Duration
 	// optIn keeps the run out of a plain "hvtest" (make qemu-test): it
@@ -218,6 +221,8 @@ const (
 	qemuTimeout  = 3 * time.Minute
 	uefiTimeout  = 4 * time.Minute
 	bochsTimeout = 8 * time.Minute
+	// linuxBochsTimeout bounds a Linux boot under Bochs.
+	linuxBochsTimeout = 30 * time.Minute
 )
 
 // guestBochs is a one-CPU Bochs machine for the guest runs.
@@ -311,6 +316,11 @@ func table() []run {
 		run{name: "bochs-ryzen-guests", boot: bootBochs, cmdline: "guest=all,-loop-forever,-smoke-loop,-triple-fault", bochs: guestBochs("ryzen"),
 			spec: guestsSpec("loop-forever", "smoke-loop", "triple-fault"), timeout: bochsTimeout},
 		run{name: "bochs-skylake-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_skylake_x"), spec: guestsSpec(), timeout: bochsTimeout},
+		// The same Linux VM under Bochs VMX (issue 5), its kernel and
+		// initramfs as GRUB modules. Opt-in (make test-slow): Bochs takes
+		// minutes to boot it.
+		run{name: "bochs-linux-vmx", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
+			bochs: emu.Bochs{Model: "corei7_skylake_x", Count: 1, IPS: 40_000_000, MemMiB: 1024}, spec: linuxSpec(), timeout: linuxBochsTimeout, optIn: true},
 		run{name: "bochs-sandybridge-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_sandy_bridge_2600k"), spec: guestsSpec(), timeout: bochsTimeout},
 	)
 	return rs

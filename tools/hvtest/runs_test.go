@@ -9,13 +9,10 @@ import (
 
 func TestTableShape(t *testing.T) {
 	names := map[string]bool{}
-	media := map[mediaKey]string{
-		{cmdline: "selftest"}: "/m/st.iso", {cmdline: "selftest=crash"}: "/m/crash.iso", {cmdline: ""}: "/m/none.iso",
-		{pxe: true, cmdline: "selftest"}: "/m/pxe",
-	}
+	media := map[mediaKey]string{}
 	for _, r := range table() {
-		if _, ok := media[mediaKey{cmdline: r.cmdline}]; !ok {
-			media[mediaKey{cmdline: r.cmdline}] = "/m/" + r.name + ".iso"
+		if _, ok := media[keyOf(r)]; !ok {
+			media[keyOf(r)] = "/m/" + r.name + ".iso"
 		}
 	}
 	o := options{image: "out/hv", logs: "out/test-logs", ovmf: "/usr/share/ovmf/OVMF.fd"}
@@ -40,6 +37,9 @@ func TestTableShape(t *testing.T) {
 			}
 			if b.ISO == "" {
 				t.Errorf("%s: Bochs run without an ISO", r.name)
+			}
+			if len(r.modules) > 0 && b.ISO != "/m/"+r.name+".iso" {
+				t.Errorf("%s: a run with modules shares ISO %s", r.name, b.ISO)
 			}
 		case j.QEMU != nil:
 			if _, err := j.QEMU.Args(); err != nil {
