@@ -44,6 +44,8 @@ func (v *vcpuRun) readMSR(msr uint32) (uint64, bool) {
 	switch msr {
 	case MSRTSC:
 		return v.hostTSC() + uint64(v.cpu.TSCOffset()), true
+	case MSRTSCAdjust:
+		return v.platformMSRs.tscAdjust, v.platformMSRs.tscAdjustOK
 	case MSRAPICBase:
 		if v.index == 0 {
 			return APICBaseDefault, true
@@ -71,7 +73,17 @@ func (v *vcpuRun) writeMSR(msr uint32, val uint64) bool {
 	}
 	switch msr {
 	case MSRTSC:
+		// IA32_TSC_ADJUST follows a write to the TSC (SDM 18.17.3).
+		old := v.hostTSC() + uint64(v.cpu.TSCOffset())
+		v.platformMSRs.tscAdjust += val - old
 		v.cpu.SetTSCOffset(int64(val - v.hostTSC()))
+		return true
+	case MSRTSCAdjust:
+		if !v.platformMSRs.tscAdjustOK {
+			return false
+		}
+		v.cpu.SetTSCOffset(v.cpu.TSCOffset() + int64(val-v.platformMSRs.tscAdjust))
+		v.platformMSRs.tscAdjust = val
 		return true
 	case MSRAPICBase:
 		return val == APICBaseDefault || val == APICBaseDefault&^(1<<8)
@@ -120,6 +132,47 @@ const (
 	// space for it to open (devices/pci), as for conventional PCI. Any
 	// other bit is reserved here (#GP on write).
 	MSRAMDNBCfg = 0xC001001F
+	// MSRMiscEnable is IA32_MISC_ENABLE (Intel SDM vol. 4, table 2-2),
+	// present on Intel processors only: Linux's verify_cpu reads it with
+	// no #GP fixup on every Intel CPU to clear XD Bit Disable, so a #GP
+	// there is a triple fault before the kernel has an IDT. AMD guests get
+	// #GP, as from their hardware.
+	MSRMiscEnable = 0x1A0
+	// MSRBiosSignID is IA32_BIOS_SIGN_ID (SDM vol. 3A 10.11.7.1), Intel
+	// only: software writes 0, executes CPUID leaf 1, and reads the
+	// microcode revision from bits 63:32. Linux's early_init_intel does
+	// that without a #GP fixup. The write is accepted and has no other
+	// effect; the revision is MicrocodeRevision.
+	MSRBiosSignID = 0x8B
+	// MSRTSCAdjust is IA32_TSC_ADJUST (SDM vol. 3B 18.17.3), present
+	// when CPUID.(EAX=7,ECX=0):EBX[1] is set, which the guest sees from
+	// the host. Linux reads it without a #GP fixup when CPUID says so. A
+	// write to it moves the TSC by the change; a write to the TSC moves it
+	// by the TSC's change.
+	MSRTSCAdjust = 0x3B
+)
+
+// MicrocodeRevision is the microcode revision an Intel guest reads: the
+// VMM loads no microcode for it, and 0 reads as "never updated", which
+// some guests take for a firmware without any update.
+const MicrocodeRevision = 1
+
+// IA32_MISC_ENABLE bits (SDM vol. 4, table 2-2).
+const (
+	MiscEnableFastStrings  = 1 << 0  // R/W
+	MiscEnableThermal      = 1 << 3  // R/W, automatic thermal control circuit
+	MiscEnablePerfMon      = 1 << 7  // R/O, performance monitoring available
+	MiscEnableBTSUnavail   = 1 << 11 // R/O
+	MiscEnablePEBSUnavail  = 1 << 12 // R/O
+	MiscEnableEIST         = 1 << 16 // R/W, Enhanced Intel SpeedStep
+	MiscEnableMonitorFSM   = 1 << 18 // R/W, MONITOR/MWAIT enabled
+	MiscEnableLimitCPUID   = 1 << 22 // R/W, CPUID leaf 0 reports at most 2
+	MiscEnableXTPRDisable  = 1 << 23 // R/W
+	MiscEnableXDDisable    = 1 << 34 // R/W, hides and disables NX
+	miscEnableReadOnly     = MiscEnablePerfMon | MiscEnableBTSUnavail | MiscEnablePEBSUnavail
+	miscEnableStored       = MiscEnableFastStrings | MiscEnableThermal | MiscEnableXTPRDisable
+	miscEnableFixed        = MiscEnableEIST | MiscEnableMonitorFSM | MiscEnableLimitCPUID | MiscEnableXDDisable
+	miscEnableArchitecture = miscEnableReadOnly | miscEnableStored | miscEnableFixed
 )
 
 // NBCfgEnableCF8ExtCfg is NB_CFG bit 46, EnableCf8ExtCfg.
@@ -145,11 +198,37 @@ const (
 
 // platformMSRs hold one vCPU's VMM-modelled MSRs.
 type platformMSRs struct {
+	intel       bool // the guest sees an Intel CPU: IA32_MISC_ENABLE exists
+	tscAdjustOK bool // CPUID shows IA32_TSC_ADJUST
+	tscAdjust   uint64
 	mtrrDefType uint64
 	nbCfg       uint64
+	// miscEnable is IA32_MISC_ENABLE. The guest has no PEBS or BTS (no
+	// debug store) and no performance monitoring of ours; MONITOR FSM
+	// follows the CPUID it sees. The bits whose effect the VMM does not
+	// model (EIST, MONITOR FSM, Limit CPUID Maxval, XD Bit Disable) keep
+	// their power-on values: a write that changes one is #GP, like a
+	// reserved bit, rather than a change the guest's CPUID would then
+	// contradict.
+	miscEnable uint64
 }
 
-func newPlatformMSRs() platformMSRs { return platformMSRs{mtrrDefType: MTRRDefTypeFirmware} }
+// newPlatformMSRs gives the power-on values for a vCPU whose CPUID is
+// guest (GuestCPUID's view).
+func newPlatformMSRs(guest CPUIDFunc) platformMSRs {
+	p := platformMSRs{mtrrDefType: MTRRDefTypeFirmware}
+	_, b, c, d := guest(0, 0)
+	p.intel = b == 0x756E6547 && d == 0x49656E69 && c == 0x6C65746E // "GenuineIntel"
+	p.miscEnable = MiscEnableFastStrings | MiscEnableBTSUnavail | MiscEnablePEBSUnavail
+	if _, _, c1, _ := guest(1, 0); c1&(1<<3) != 0 {
+		p.miscEnable |= MiscEnableMonitorFSM
+	}
+	if max, _, _, _ := guest(0, 0); max >= 7 {
+		_, b7, _, _ := guest(7, 0)
+		p.tscAdjustOK = b7&(1<<1) != 0
+	}
+	return p
+}
 
 func (p *platformMSRs) read(msr uint32) (uint64, bool) {
 	switch msr {
@@ -159,6 +238,10 @@ func (p *platformMSRs) read(msr uint32) (uint64, bool) {
 		return p.mtrrDefType, true
 	case MSRAMDNBCfg:
 		return p.nbCfg, true
+	case MSRMiscEnable:
+		return p.miscEnable, p.intel
+	case MSRBiosSignID:
+		return MicrocodeRevision << 32, p.intel
 	}
 	return 0, false
 }
@@ -190,13 +273,22 @@ func (p *platformMSRs) write(msr uint32, val uint64) (handled, ok bool) {
 		}
 		p.nbCfg = val
 		return true, true
+	case MSRMiscEnable:
+		if !p.intel || val&^uint64(miscEnableArchitecture) != 0 || (val^p.miscEnable)&miscEnableFixed != 0 {
+			return true, false
+		}
+		// Read-only bits ignore the write.
+		p.miscEnable = p.miscEnable&^miscEnableStored | val&miscEnableStored
+		return true, true
+	case MSRBiosSignID:
+		return true, p.intel
 	}
 	return false, false
 }
 
 // save puts the VMM-modelled MSRs into a vCPU state.
 func (p *platformMSRs) save(st *State) {
-	st.VMMMSRs = map[uint32]uint64{MSRMTRRDefType: p.mtrrDefType, MSRAMDNBCfg: p.nbCfg}
+	st.VMMMSRs = map[uint32]uint64{MSRMTRRDefType: p.mtrrDefType, MSRAMDNBCfg: p.nbCfg, MSRMiscEnable: p.miscEnable, MSRTSCAdjust: p.tscAdjust}
 }
 
 // restore takes them back; missing entries keep their power-on values.
@@ -206,5 +298,11 @@ func (p *platformMSRs) restore(m map[uint32]uint64) {
 	}
 	if v, ok := m[MSRAMDNBCfg]; ok {
 		p.nbCfg = v
+	}
+	if v, ok := m[MSRMiscEnable]; ok {
+		p.miscEnable = v
+	}
+	if v, ok := m[MSRTSCAdjust]; ok {
+		p.tscAdjust = v
 	}
 }

@@ -189,7 +189,7 @@ func TestPlatformMSRs(t *testing.T) {
 		{"NB_CFG other bit", MSRAMDNBCfg, 1, false, 0},
 	}
 	for _, tt := range tests {
-		v := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs()}
+		v := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("AuthenticAMD", 0))}
 		if ok := v.writeMSR(tt.msr, tt.write); ok != tt.wantOK {
 			t.Errorf("%s: WRMSR %#x <- %#x ok = %v, want %v", tt.name, tt.msr, tt.write, ok, tt.wantOK)
 		}
@@ -198,11 +198,129 @@ func TestPlatformMSRs(t *testing.T) {
 		}
 		var st State
 		v.platformMSRs.save(&st)
-		w := &vcpuRun{vm: v.vm, cpu: v.cpu, platformMSRs: platformMSRs{}}
+		w := &vcpuRun{vm: v.vm, cpu: v.cpu, platformMSRs: newPlatformMSRs(cpuidOf("AuthenticAMD", 0))}
 		w.platformMSRs.restore(st.VMMMSRs)
 		if w.platformMSRs != v.platformMSRs {
 			t.Errorf("%s: save/restore gave %+v, want %+v", tt.name, w.platformMSRs, v.platformMSRs)
 		}
+	}
+}
+
+// cpuidOf is a CPUID with the vendor string and leaf 1 ECX.
+func cpuidOf(vendor string, leaf1ECX uint32) CPUIDFunc {
+	le := func(i int) uint32 {
+		return uint32(vendor[i]) | uint32(vendor[i+1])<<8 | uint32(vendor[i+2])<<16 | uint32(vendor[i+3])<<24
+	}
+	return func(leaf, _ uint32) (a, b, c, d uint32) {
+		switch leaf {
+		case 0:
+			return 0xD, le(0), le(8), le(4)
+		case 1:
+			return 0, 0, leaf1ECX, 0
+		}
+		return 0, 0, 0, 0
+	}
+}
+
+// IA32_MISC_ENABLE: Intel only; Linux's verify_cpu reads it before it has
+// an IDT and writes back what it read with XD Bit Disable cleared.
+func TestMiscEnable(t *testing.T) {
+	const power = MiscEnableFastStrings | MiscEnableBTSUnavail | MiscEnablePEBSUnavail
+	amd := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("AuthenticAMD", 0))}
+	if _, ok := amd.readMSR(MSRMiscEnable); ok {
+		t.Error("AMD guest reads IA32_MISC_ENABLE")
+	}
+	if amd.writeMSR(MSRMiscEnable, power) {
+		t.Error("AMD guest writes IA32_MISC_ENABLE")
+	}
+	monitor := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("GenuineIntel", 1<<3))}
+	if got, ok := monitor.readMSR(MSRMiscEnable); !ok || got != power|MiscEnableMonitorFSM {
+		t.Errorf("with MONITOR in CPUID: RDMSR = %#x, %v; want %#x", got, ok, power|MiscEnableMonitorFSM)
+	}
+	tests := []struct {
+		name   string
+		write  uint64
+		wantOK bool
+		read   uint64
+	}{
+		{"write back as read", power, true, power},
+		{"fast strings off", power &^ MiscEnableFastStrings, true, power &^ MiscEnableFastStrings},
+		{"thermal control and xTPR disable", power | MiscEnableThermal | MiscEnableXTPRDisable, true, power | MiscEnableThermal | MiscEnableXTPRDisable},
+		{"read-only bits ignore the write", MiscEnableFastStrings | MiscEnablePerfMon, true, power},
+		{"XD bit disable", power | MiscEnableXDDisable, false, power},
+		{"limit CPUID maxval", power | MiscEnableLimitCPUID, false, power},
+		{"MONITOR FSM without MONITOR", power | MiscEnableMonitorFSM, false, power},
+		{"reserved bit 1", power | 1<<1, false, power},
+		{"reserved bit 63", power | 1<<63, false, power},
+	}
+	for _, tt := range tests {
+		v := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("GenuineIntel", 0))}
+		if got, ok := v.readMSR(MSRMiscEnable); !ok || got != power {
+			t.Fatalf("power-on RDMSR = %#x, %v; want %#x", got, ok, power)
+		}
+		if ok := v.writeMSR(MSRMiscEnable, tt.write); ok != tt.wantOK {
+			t.Errorf("%s: WRMSR %#x ok = %v, want %v", tt.name, tt.write, ok, tt.wantOK)
+		}
+		if got, _ := v.readMSR(MSRMiscEnable); got != tt.read {
+			t.Errorf("%s: RDMSR = %#x, want %#x", tt.name, got, tt.read)
+		}
+		var st State
+		v.platformMSRs.save(&st)
+		w := &vcpuRun{platformMSRs: newPlatformMSRs(cpuidOf("GenuineIntel", 0))}
+		w.platformMSRs.restore(st.VMMMSRs)
+		if w.platformMSRs != v.platformMSRs {
+			t.Errorf("%s: save/restore gave %+v, want %+v", tt.name, w.platformMSRs, v.platformMSRs)
+		}
+	}
+}
+
+// IA32_BIOS_SIGN_ID: Intel only; the write Linux makes before CPUID is
+// accepted and the revision is in the high half.
+func TestBiosSignID(t *testing.T) {
+	intel := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("GenuineIntel", 0))}
+	if !intel.writeMSR(MSRBiosSignID, 0) {
+		t.Error("WRMSR IA32_BIOS_SIGN_ID <- 0 refused")
+	}
+	if got, ok := intel.readMSR(MSRBiosSignID); !ok || got != MicrocodeRevision<<32 {
+		t.Errorf("RDMSR IA32_BIOS_SIGN_ID = %#x, %v", got, ok)
+	}
+	amd := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("AuthenticAMD", 0))}
+	if amd.writeMSR(MSRBiosSignID, 0) {
+		t.Error("AMD guest writes MSR 0x8B")
+	}
+}
+
+// IA32_TSC_ADJUST and the TSC move together (SDM 18.17.3); without the
+// CPUID bit the MSR does not exist.
+func TestTSCAdjust(t *testing.T) {
+	leaf7 := func(b7 uint32) CPUIDFunc {
+		base := cpuidOf("GenuineIntel", 0)
+		return func(leaf, sub uint32) (a, b, c, d uint32) {
+			if leaf == 7 {
+				return 0, b7, 0, 0
+			}
+			return base(leaf, sub)
+		}
+	}
+	none := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(leaf7(0))}
+	if _, ok := none.readMSR(MSRTSCAdjust); ok {
+		t.Error("IA32_TSC_ADJUST readable without CPUID.7:EBX[1]")
+	}
+	cpu := &fakeVCPU{}
+	v := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: cpu, platformMSRs: newPlatformMSRs(leaf7(1 << 1))}
+	tsc := func() uint64 { x, _ := v.readMSR(MSRTSC); return x }
+	adj := func() uint64 { x, _ := v.readMSR(MSRTSCAdjust); return x }
+	if adj() != 0 || tsc() != 1000 {
+		t.Fatalf("power-on: TSC %d, adjust %d", tsc(), adj())
+	}
+	if !v.writeMSR(MSRTSCAdjust, 500) || tsc() != 1500 || adj() != 500 {
+		t.Errorf("after TSC_ADJUST <- 500: TSC %d, adjust %d; want 1500, 500", tsc(), adj())
+	}
+	if !v.writeMSR(MSRTSC, 1200) || tsc() != 1200 || adj() != 200 {
+		t.Errorf("after TSC <- 1200: TSC %d, adjust %d; want 1200, 200", tsc(), adj())
+	}
+	if !v.writeMSR(MSRTSCAdjust, 0) || tsc() != 1000 || adj() != 0 {
+		t.Errorf("after TSC_ADJUST <- 0: TSC %d, adjust %d; want 1000, 0", tsc(), adj())
 	}
 }
 
@@ -274,5 +392,39 @@ func TestLocalDevices(t *testing.T) {
 	w := &vcpuRun{vm: vm, index: 1, cpu: &fakeVCPU{msrs: map[uint32]uint64{}}}
 	if w.isMMIO(0xFEE00020) {
 		t.Error("vCPU 1 sees vCPU 0's local page")
+	}
+}
+
+type cpuidPlatform struct {
+	fakePlatform
+	cpuid CPUIDFunc
+}
+
+func (p cpuidPlatform) CPUID(leaf, sub uint32) (a, b, c, d uint32) { return p.cpuid(leaf, sub) }
+
+type hidingBackend struct{ Backend }
+
+func (hidingBackend) HiddenCPUID(leaf, _ uint32) (a, b, c, d uint32) {
+	if leaf == 7 {
+		return 0, 1 << 10, 0, 0
+	}
+	return 0, 0, 0, 0
+}
+
+// The guest's CPUID is the policy's less what the backend hides.
+func TestGuestCPUIDHidden(t *testing.T) {
+	host := func(leaf, _ uint32) (a, b, c, d uint32) {
+		if leaf == 7 {
+			return 0, 1<<10 | 1<<3, 0, 0
+		}
+		return 0, 0, 0, 0
+	}
+	vm := &VM{platform: cpuidPlatform{cpuid: host}, backend: hidingBackend{}}
+	if _, b, _, _ := vm.guestCPUID(0, 7, 0); b != 1<<3 {
+		t.Errorf("leaf 7 EBX = %#x, want %#x", b, 1<<3)
+	}
+	vm.backend = nil
+	if _, b, _, _ := vm.guestCPUID(0, 7, 0); b != 1<<10|1<<3 {
+		t.Errorf("without a hider: leaf 7 EBX = %#x", b)
 	}
 }

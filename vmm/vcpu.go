@@ -161,3 +161,12 @@ type Backend interface {
 	// NewVCPU creates a vCPU for the guest memory mem, on CPU cpu.
 	NewVCPU(mem *Memory, cpu int) (VCPU, error)
 }
+
+// CPUIDHider is implemented by a backend that cannot let the guest use
+// some instructions the host CPU has (under VMX, INVPCID and RDTSCP fault
+// with #UD unless a control the CPU may lack is set). HiddenCPUID returns
+// the bits of CPUID(leaf, sub) to clear from the guest's view, so that a
+// guest never sees a feature that would fault.
+type CPUIDHider interface {
+	HiddenCPUID(leaf, sub uint32) (a, b, c, d uint32)
+}

@@ -293,7 +293,8 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 	if !vm.started {
 		vm.startClock(0)
 	}
-	r := &vcpuRun{vm: vm, cpu: vc, index: 0, hostCPU: cpu, platformMSRs: newPlatformMSRs()}
+	guestCPUID := func(leaf, sub uint32) (a, b, c, d uint32) { return vm.guestCPUID(0, leaf, sub) }
+	r := &vcpuRun{vm: vm, cpu: vc, index: 0, hostCPU: cpu, platformMSRs: newPlatformMSRs(guestCPUID)}
 	if opt.Restore != nil {
 		r.platformMSRs.restore(opt.Restore.VMMMSRs)
 	}
@@ -313,6 +314,17 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 }
 
 var errSnapshot = errors.New("snapshot point reached")
+
+// guestCPUID is the policy's CPUID (GuestCPUID) less what the backend
+// cannot let the guest use.
+func (vm *VM) guestCPUID(vcpu int, leaf, sub uint32) (a, b, c, d uint32) {
+	a, b, c, d = GuestCPUID(vm.platform.CPUID, vcpu, leaf, sub)
+	if h, ok := vm.backend.(CPUIDHider); ok {
+		ha, hb, hc, hd := h.HiddenCPUID(leaf, sub)
+		a, b, c, d = a&^ha, b&^hb, c&^hc, d&^hd
+	}
+	return a, b, c, d
+}
 
 // vcpuRun is the state of one vCPU's loop. It also adapts the vCPU and the
 // VM's memory and bus to the instruction emulator.
@@ -454,7 +466,7 @@ func (v *vcpuRun) dispatch(ex Exit) error {
 
 func (v *vcpuRun) handleCPUID(ex Exit) error {
 	r := v.cpu.Regs()
-	a, b, c, d := GuestCPUID(v.vm.platform.CPUID, v.index, uint32(r.RAX), uint32(r.RCX))
+	a, b, c, d := v.vm.guestCPUID(v.index, uint32(r.RAX), uint32(r.RCX))
 	r.RAX, r.RBX, r.RCX, r.RDX = uint64(a), uint64(b), uint64(c), uint64(d)
 	v.cpu.SetRegs(r)
 	return v.skip(ex)

@@ -52,6 +52,9 @@ func hostMSR(msr uint32) uint64 {
 const (
 	cpuid1ECXVMX      = 1 << 5  // leaf 1 ECX
 	cpuidExtEDXRDTSCP = 1 << 27 // leaf 0x8000_0001 EDX
+	cpuid7EBXINVPCID  = 1 << 10 // leaf 7 EBX
+	cpuid7ECXWAITPKG  = 1 << 5  // leaf 7 ECX
+	cpuid7ECXRDPID    = 1 << 22 // leaf 7 ECX
 )
 
 // New probes the CPU (through cpuid and the capability MSRs) and returns the
@@ -96,14 +99,45 @@ func newBackend(host vmm.Host, caps *Caps, cpuid func(leaf, sub uint32) (a, b, c
 	if !b.rdtscp {
 		b.controls.Proc2 &^= Proc2EnableRDTSCP
 	}
+	if maxLeaf, _, _, _ := cpuid(0, 0); maxLeaf >= 7 {
+		if _, b7, _, _ := cpuid(7, 0); b7&cpuid7EBXINVPCID == 0 {
+			b.controls.Proc2 &^= Proc2EnableINVPCID
+		}
+	} else {
+		b.controls.Proc2 &^= Proc2EnableINVPCID
+	}
 	return b, nil
+}
+
+// HiddenCPUID implements vmm.CPUIDHider: in VMX non-root operation
+// INVPCID, and RDTSCP and RDPID, raise #UD unless "enable INVPCID" and
+// "enable RDTSCP" are set (SDM 26.3), and TPAUSE, UMONITOR and UMWAIT
+// unless "enable user wait and pause" is, which the backend never sets
+// (their deadlines run on the host's TSC, not the guest's).
+func (b *Backend) HiddenCPUID(leaf, sub uint32) (a, bx, c, d uint32) {
+	switch {
+	case leaf == 7 && sub == 0:
+		if b.controls.Proc2&Proc2EnableINVPCID == 0 {
+			bx |= cpuid7EBXINVPCID
+		}
+		c |= cpuid7ECXWAITPKG
+		if b.controls.Proc2&Proc2EnableRDTSCP == 0 {
+			c |= cpuid7ECXRDPID
+		}
+	case leaf == 0x80000001:
+		if b.controls.Proc2&Proc2EnableRDTSCP == 0 {
+			d |= cpuidExtEDXRDTSCP
+		}
+	}
+	return a, bx, c, d
 }
 
 // controlRequest is what every vCPU asks of the control vectors. Required:
 // what the backend cannot run without (exits for HLT, I/O, MSRs and host
 // interrupts; EPT and unrestricted guest for real-mode guests; EFER and PAT
 // switched by the CPU; a 64-bit host). Optional: VPID (else every entry
-// flushes the guest's TLB), RDTSCP (else the guest gets #UD), NMI exiting
+// flushes the guest's TLB), RDTSCP and INVPCID (else CPUID hides them from
+// the guest, which would get #UD), NMI exiting
 // (else a host NMI is delivered to the guest), the debug controls (else
 // DR7 and IA32_DEBUGCTL are not switched).
 func controlRequest() ControlRequest {
@@ -115,7 +149,7 @@ func controlRequest() ControlRequest {
 		},
 		Proc2: Want{
 			Required: Proc2EnableEPT | Proc2UnrestrictedGuest,
-			Optional: Proc2EnableVPID | Proc2EnableRDTSCP,
+			Optional: Proc2EnableVPID | Proc2EnableRDTSCP | Proc2EnableINVPCID,
 		},
 		Exit: Want{
 			Required: ExitHostAddressSpaceSize | ExitSaveEFER | ExitLoadEFER | ExitSavePAT | ExitLoadPAT,

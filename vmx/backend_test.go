@@ -6,9 +6,13 @@ import (
 )
 
 // fakeCPUID answers the leaves newBackend reads: extended leaves up to
-// 0x8000_0008, 39 physical address bits, RDTSCP present.
+// 0x8000_0008, 39 physical address bits, RDTSCP and INVPCID present.
 func fakeCPUID(leaf, _ uint32) (a, b, c, d uint32) {
 	switch leaf {
+	case 0:
+		return 0xD, 0, 0, 0
+	case 7:
+		return 0, cpuid7EBXINVPCID, 0, 0
 	case 0x80000000:
 		return 0x80000008, 0, 0, 0
 	case 0x80000001:
@@ -37,7 +41,7 @@ func TestBackendControls(t *testing.T) {
 	}{
 		{
 			name: "bochs skylake_x", msrs: bochsSkylakeXMSRs(),
-			optional:  Controls{Pin: PinNMIExiting | PinPreemptionTimer, Proc2: Proc2EnableVPID | Proc2EnableRDTSCP, Exit: ExitSaveDebugControls, Entry: EntryLoadDebugControls},
+			optional:  Controls{Pin: PinNMIExiting | PinPreemptionTimer, Proc2: Proc2EnableVPID | Proc2EnableRDTSCP | Proc2EnableINVPCID, Exit: ExitSaveDebugControls, Entry: EntryLoadDebugControls},
 			notWanted: Controls{Proc: ProcRDTSCExiting | ProcInterruptWindowExiting | ProcCR3LoadExiting | ProcCR3StoreExiting | ProcUnconditionalIOExiting, Exit: ExitAckInterruptOnExit, Entry: EntryIA32eModeGuest},
 		},
 		{
@@ -112,6 +116,51 @@ func TestBackendNoRDTSCP(t *testing.T) {
 	}
 	if b.Controls().Proc2&Proc2EnableRDTSCP != 0 || b.rdtscp {
 		t.Errorf("enable RDTSCP set without RDTSCP: %#x", b.Controls().Proc2)
+	}
+}
+
+// The guest never sees an instruction that would raise #UD in VMX
+// non-root operation: INVPCID without "enable INVPCID" (Sandy Bridge has
+// neither), RDTSCP and RDPID without "enable RDTSCP", and the WAITPKG
+// instructions, whose control the backend never sets.
+func TestHiddenCPUID(t *testing.T) {
+	noRDTSCP := func(leaf, sub uint32) (a, b, c, d uint32) {
+		a, b, c, d = fakeCPUID(leaf, sub)
+		if leaf == 0x80000001 {
+			d = 0
+		}
+		return
+	}
+	tests := []struct {
+		name               string
+		msrs               MSRMap
+		cpuid              func(leaf, sub uint32) (a, b, c, d uint32)
+		want7EBX, want7ECX uint32
+		wantExtEDX         uint32
+		wantINVPCIDControl bool
+	}{
+		{"skylake", bochsSkylakeXMSRs(), fakeCPUID, 0, cpuid7ECXWAITPKG, 0, true},
+		{"sandy bridge", sandyBridgeMSRs(), fakeCPUID, cpuid7EBXINVPCID, cpuid7ECXWAITPKG, 0, false},
+		{"skylake without RDTSCP", bochsSkylakeXMSRs(), noRDTSCP, 0, cpuid7ECXWAITPKG | cpuid7ECXRDPID, cpuidExtEDXRDTSCP, true},
+	}
+	for _, tt := range tests {
+		caps, err := ReadCaps(tt.msrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := newBackend(nil, caps, tt.cpuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, bx, c, _ := b.HiddenCPUID(7, 0); bx != tt.want7EBX || c != tt.want7ECX {
+			t.Errorf("%s: leaf 7 hides EBX %#x ECX %#x, want %#x %#x", tt.name, bx, c, tt.want7EBX, tt.want7ECX)
+		}
+		if _, _, _, d := b.HiddenCPUID(0x80000001, 0); d != tt.wantExtEDX {
+			t.Errorf("%s: leaf 0x80000001 hides EDX %#x, want %#x", tt.name, d, tt.wantExtEDX)
+		}
+		if got := b.Controls().Proc2&Proc2EnableINVPCID != 0; got != tt.wantINVPCIDControl {
+			t.Errorf("%s: enable INVPCID = %v, want %v", tt.name, got, tt.wantINVPCIDControl)
+		}
 	}
 }
 
