@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"hv/cmd/hv/bootopt"
 )
 
 // ImagePath is where the image sits inside the ISO.
@@ -72,8 +74,15 @@ func GrubConfig(cmdline string, modules ...string) (string, error) {
 	if err := checkModules(modules); err != nil {
 		return "", err
 	}
+	// One GRUB argument per word of the hypervisor's command line: GRUB
+	// joins its arguments with blanks, double-quoting one that has blanks
+	// and escaping quotes and backslashes, which bootopt.Split undoes.
+	words, err := bootopt.Split(cmdline)
+	if err != nil {
+		return "", fmt.Errorf("bootmedia: command line %q: %w", cmdline, err)
+	}
 	var args strings.Builder
-	for _, w := range strings.Fields(cmdline) {
+	for _, w := range words {
 		args.WriteString(" ")
 		args.WriteString(grubQuote(w))
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"hv/cmd/hv/bootopt"
 )
 
 func TestGrubConfig(t *testing.T) {
@@ -21,9 +23,12 @@ func TestGrubConfig(t *testing.T) {
 		{cmdline: "selftest", wantArgs: " 'selftest'"},
 		{cmdline: "  selftest   bench ", wantArgs: " 'selftest' 'bench'"},
 		// GRUB must pass these through, not interpret them.
-		{cmdline: `a=$x;b "c`, wantArgs: ` 'a=$x;b' '"c'`},
-		{cmdline: `it's`, wantArgs: ` 'it'\''s'`},
+		{cmdline: `a=$x;b '"c'`, wantArgs: ` 'a=$x;b' '"c'`},
+		{cmdline: `it\'s`, wantArgs: ` 'it'\''s'`},
+		// A quoted word is one GRUB argument.
+		{cmdline: `vm=linux append="console=ttyS0 panic=-1"`, wantArgs: ` 'vm=linux' 'append=console=ttyS0 panic=-1'`},
 		{cmdline: "a\nmenuentry", wantErr: true},
+		{cmdline: `append="open`, wantErr: true},
 	}
 	for _, tt := range tests {
 		got, err := GrubConfig(tt.cmdline)
@@ -49,6 +54,56 @@ func TestGrubConfig(t *testing.T) {
 		}
 		if i, j := strings.Index(got, "multiboot2 "), strings.Index(got, "multiboot /"); i > j {
 			t.Errorf("the default (first) entry must use multiboot2:\n%s", got)
+		}
+	}
+}
+
+// grubLoaderCmdline is what GRUB 2.06's multiboot commands make of their
+// arguments (grub-core/lib/cmdline.c, grub_create_loader_cmdline): each
+// argument with backslash, single and double quote escaped by a
+// backslash, in double quotes if it has a blank, joined by blanks.
+func grubLoaderCmdline(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		space := strings.Contains(a, " ")
+		if space {
+			b.WriteByte('"')
+		}
+		for j := 0; j < len(a); j++ {
+			if strings.IndexByte(`\'"`, a[j]) >= 0 {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(a[j])
+		}
+		if space {
+			b.WriteByte('"')
+		}
+	}
+	return b.String()
+}
+
+// The hypervisor sees the words it was given after GRUB has joined and
+// escaped them.
+func TestGrubRoundTrip(t *testing.T) {
+	for _, cmdline := range []string{
+		"selftest",
+		`vm=linux kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr"`,
+		`append='say "hi" \ bye' guest=all`,
+		`append="it's"`,
+	} {
+		want, err := bootopt.Split(cmdline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := bootopt.Split(grubLoaderCmdline(want))
+		if err != nil {
+			t.Fatalf("%q: %v", cmdline, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%q through GRUB (-want +got):\n%s", cmdline, diff)
 		}
 	}
 }

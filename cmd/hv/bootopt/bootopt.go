@@ -71,7 +71,13 @@ func Names() []string {
 
 // Split tokenises a command line the way a shell would for simple cases:
 // words separated by blanks, with double or single quotes grouping blanks
-// into a word. An unterminated quote is an error.
+// into a word, and a backslash making the quote or backslash after it
+// literal (outside quotes and inside double quotes). The escapes are
+// GRUB's: its multiboot commands pass each argument with \, ' and "
+// escaped and an argument with blanks in double quotes (grub-core/lib/
+// cmdline.c), so Split recovers the words of a grub.cfg line. A
+// backslash before anything else is itself. An unterminated quote is an
+// error.
 func Split(cmdline string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
@@ -79,6 +85,12 @@ func Split(cmdline string) ([]string, error) {
 	var quote byte
 	for i := 0; i < len(cmdline); i++ {
 		c := cmdline[i]
+		if c == '\\' && quote != '\'' && i+1 < len(cmdline) && strings.IndexByte(`\'"`, cmdline[i+1]) >= 0 {
+			i++
+			cur.WriteByte(cmdline[i])
+			inWord = true
+			continue
+		}
 		switch {
 		case quote != 0:
 			if c == quote {

@@ -20,6 +20,12 @@ func TestSplit(t *testing.T) {
 		{`'x y'`, []string{"x y"}, ""},
 		{`""`, []string{""}, ""},
 		{`"open`, nil, "unterminated"},
+		// GRUB's escaping (grub_create_loader_cmdline).
+		{`"append=console=ttyS0 panic=-1" x`, []string{"append=console=ttyS0 panic=-1", "x"}, ""},
+		{`a=\"b\" "c \"d\" \\e"`, []string{`a="b"`, `c "d" \e`}, ""},
+		{`it\'s`, []string{"it's"}, ""},
+		{`'\'`, []string{`\`}, ""},
+		{`C:\dir \x41 end\`, []string{`C:\dir`, `\x41`, `end\`}, ""},
 		{"a\x01b", nil, "control character"},
 	}
 	for _, tt := range tests {
