@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -112,7 +113,12 @@ func runGuest(g guest, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcom
 	out, exits, err := m.Run(cpu)
 	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		fmt.Printf("hv: vm %s: %v\n", g.name, err)
+		// A StopError names the VM itself.
+		if se := (*vmm.StopError)(nil); errors.As(err, &se) {
+			fmt.Printf("hv: %v\n", err)
+		} else {
+			fmt.Printf("hv: vm %s: %v\n", g.name, err)
+		}
 		return out, false
 	}
 	fmt.Printf("hv: vm %s: %s\n", g.name, out.Kind)

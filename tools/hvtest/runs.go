@@ -131,7 +131,7 @@ func reportSpec(cpus int, virt string) marker.Spec {
 const (
 	linuxKernel  = "out/linux/vmlinuz"
 	linuxInitrd  = "out/linux/initramfs.cpio.gz"
-	linuxCmdline = `vm=linux kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr"`
+	linuxCmdline = `vm=linux kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr earlyprintk=serial,ttyS0"`
 )
 
 // linuxQEMU is the machine of the Linux run: room for the hypervisor and
