@@ -86,6 +86,9 @@ type StopError struct {
 	Reason string
 	RIP    uint64
 	Err    error
+	// Recent are the last exits before the stop, oldest first: what the
+	// guest was doing, for the console.
+	Recent []string
 }
 
 func (e *StopError) Error() string {
@@ -340,12 +343,38 @@ type vcpuRun struct {
 	hostCPU int
 	// platformMSRs are the MSRs the VMM models itself (MTRRs, ...).
 	platformMSRs platformMSRs
+	recent       exitRing
+}
+
+// exitRing keeps the last exits of a vCPU for a stop message. Recording
+// copies a small struct; the strings are made only when a VM stops.
+type exitRing struct {
+	ex  [recentExits]Exit
+	rip [recentExits]uint64
+	n   uint64 // exits recorded
+}
+
+const recentExits = 16
+
+func (r *exitRing) add(ex Exit, rip uint64) {
+	r.ex[r.n%recentExits], r.rip[r.n%recentExits] = ex, rip
+	r.n++
+}
+
+// lines gives the recorded exits, oldest first, numbered from the first
+// exit of the run.
+func (r *exitRing) lines() []string {
+	var out []string
+	for i := r.n - min(r.n, recentExits); i < r.n; i++ {
+		out = append(out, fmt.Sprintf("exit %d at rip=%#x: %v", i+1, r.rip[i%recentExits], r.ex[i%recentExits]))
+	}
+	return out
 }
 
 func (v *vcpuRun) hostTSC() uint64 { return v.vm.platform.TSC() }
 
 func (v *vcpuRun) stop(reason string, err error) error {
-	return &StopError{VM: v.vm.Name, Reason: reason, RIP: v.cpu.Regs().RIP, Err: err}
+	return &StopError{VM: v.vm.Name, Reason: reason, RIP: v.cpu.Regs().RIP, Err: err, Recent: v.recent.lines()}
 }
 
 func (v *vcpuRun) loop(stopAfter uint64) error {
@@ -372,6 +401,7 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 			return v.stop("entry failed: "+err.Error(), err)
 		}
 		v.exits++
+		v.recent.add(ex, v.cpu.Regs().RIP)
 		if ex.Reason < numReasons {
 			v.vm.Stats[ex.Reason].Add(1)
 		}

@@ -1,6 +1,9 @@
 package vmm
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestFixedLength(t *testing.T) {
 	tests := []struct {
@@ -77,5 +80,27 @@ func TestXCRWriteAllowed(t *testing.T) {
 		if got := xcrWriteAllowed(c.index, c.value); got != c.want {
 			t.Errorf("xcrWriteAllowed(%d, %#x) = %v, want %v", c.index, c.value, got, c.want)
 		}
+	}
+}
+
+// The stop message's recent exits: the last recentExits, oldest first,
+// numbered from the run's first exit.
+func TestExitRing(t *testing.T) {
+	var r exitRing
+	if got := r.lines(); len(got) != 0 {
+		t.Errorf("empty ring: %q", got)
+	}
+	for i := 0; i < recentExits+3; i++ {
+		r.add(Exit{Reason: ExitCPUID}, uint64(0x1000+i))
+	}
+	got := r.lines()
+	if len(got) != recentExits {
+		t.Fatalf("%d lines, want %d", len(got), recentExits)
+	}
+	if want := "exit 4 at rip=0x1003: cpuid (raw 0x0)"; got[0] != want {
+		t.Errorf("oldest = %q, want %q", got[0], want)
+	}
+	if want := fmt.Sprintf("exit %d at rip=%#x: cpuid (raw 0x0)", recentExits+3, 0x1000+recentExits+2); got[recentExits-1] != want {
+		t.Errorf("newest = %q, want %q", got[recentExits-1], want)
 	}
 }

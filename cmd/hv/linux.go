@@ -113,9 +113,13 @@ func runGuest(g guest, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcom
 	out, exits, err := m.Run(cpu)
 	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		// A StopError names the VM itself.
+		// A StopError names the VM itself, and carries the exits before
+		// the stop.
 		if se := (*vmm.StopError)(nil); errors.As(err, &se) {
 			fmt.Printf("hv: %v\n", err)
+			for _, l := range se.Recent {
+				fmt.Printf("hv: vm %s:   %s\n", g.name, l)
+			}
 		} else {
 			fmt.Printf("hv: vm %s: %v\n", g.name, err)
 		}
