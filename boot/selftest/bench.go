@@ -3,7 +3,6 @@ package selftest
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -35,9 +34,10 @@ func Bench(w io.Writer) {
 		a, b := make(chan int), make(chan int)
 		ready := make(chan struct{})
 		go func() {
-			defer runtime.UnlockOSThread()
-			if err := pin(1); err != nil {
+			if unpin, err := pin(1); err != nil {
 				fmt.Fprintf(w, "bench: cross_cpu_switch error %v\n", err)
+			} else {
+				defer unpin()
 			}
 			close(ready)
 			for v := range a {
@@ -46,9 +46,10 @@ func Bench(w io.Writer) {
 		}()
 		<-ready
 		func() {
-			defer runtime.UnlockOSThread()
-			if err := pin(0); err != nil {
+			if unpin, err := pin(0); err != nil {
 				fmt.Fprintf(w, "bench: cross_cpu_switch error %v\n", err)
+			} else {
+				defer unpin()
 			}
 			t0, c0 := time.Now(), boot.TSC()
 			for i := 0; i < rounds; i++ {

@@ -132,17 +132,55 @@ func checkCPUs(w io.Writer) error {
 	return nil
 }
 
-// pin locks the calling goroutine to its thread and the thread to cpu.
-func pin(cpu int) error {
+// pin locks the calling goroutine to its thread and the thread to cpu, and
+// returns unpin, which gives the thread back the CPU mask it had and unlocks
+// it. The mask must go back: UnlockOSThread returns the thread to the
+// runtime's pool, where it runs any goroutine, GC workers included, and a
+// thread left pinned there stays on that one CPU. (Two threads left pinned to
+// CPU 0 by earlier checks held both Ps of a 2-CPU Bochs machine, and gc
+// crawled for minutes while CPU 1 idled: docs/platform.md.) Should the mask
+// not go back, unpin leaves the thread locked, so that the runtime retires it
+// when the goroutine exits.
+func pin(cpu int) (unpin func(), err error) {
+	var mask, old cpuSet
+	if cpu < 0 || cpu >= len(mask)*8 {
+		return nil, fmt.Errorf("cpu %d beyond the mask", cpu)
+	}
 	runtime.LockOSThread()
-	var mask [8]byte
-	if cpu >= 64 {
-		return fmt.Errorf("cpu %d beyond the mask", cpu)
+	if err := old.get(); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
 	}
 	mask[cpu/8] = 1 << (cpu % 8)
-	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, uintptr(len(mask)), uintptr(unsafe.Pointer(&mask[0])))
+	if err := mask.set(); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("cpu %d: %w", cpu, err)
+	}
+	return func() {
+		if old.set() == nil {
+			runtime.UnlockOSThread()
+		}
+	}, nil
+}
+
+// cpuSet is a CPU mask as sched_getaffinity and sched_setaffinity take it.
+type cpuSet [128]byte
+
+// get reads the calling thread's mask.
+func (m *cpuSet) get() error {
+	*m = cpuSet{}
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, uintptr(len(m)), uintptr(unsafe.Pointer(&m[0])))
 	if errno != 0 {
-		return fmt.Errorf("sched_setaffinity(cpu %d): %v", cpu, errno)
+		return fmt.Errorf("sched_getaffinity: %w", errno)
+	}
+	return nil
+}
+
+// set makes m the calling thread's mask.
+func (m *cpuSet) set() error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, uintptr(len(m)), uintptr(unsafe.Pointer(&m[0])))
+	if errno != 0 {
+		return fmt.Errorf("sched_setaffinity: %w", errno)
 	}
 	return nil
 }
@@ -155,11 +193,12 @@ func checkAffinity(w io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer runtime.UnlockOSThread()
-			if err := pin(cpu); err != nil {
+			unpin, err := pin(cpu)
+			if err != nil {
 				errs[cpu] = err
 				return
 			}
+			defer unpin()
 			for i := 0; i < 200; i++ {
 				if got := boot.CurrentCPU(); got != cpu {
 					errs[cpu] = fmt.Errorf("goroutine pinned to cpu %d ran on cpu %d (iteration %d)", cpu, got, i)
@@ -464,11 +503,12 @@ func checkNilPanic(w io.Writer) error {
 func checkNilPanicPinned(w io.Writer) error {
 	done := make(chan error)
 	go func() {
-		defer runtime.UnlockOSThread()
-		if err := pin(boot.CPUCount() - 1); err != nil {
+		unpin, err := pin(boot.CPUCount() - 1)
+		if err != nil {
 			done <- err
 			return
 		}
+		defer unpin()
 		done <- recoverNil()
 	}()
 	return <-done
