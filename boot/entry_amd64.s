@@ -113,8 +113,10 @@ TEXT ·entry64(SB),NOSPLIT|NOFRAME,$0
 	MOVW AX, FS
 	MOVW AX, GS
 
+	// Caching on (CD and NW clear: the loader may leave them as INIT
+	// sets them), x87/SSE without emulation (EM clear, MP set).
 	MOVQ CR0, AX
-	ANDQ $~4, AX                   // clear CR0.EM
+	ANDQ $~0x60000004, AX          // clear CR0.CD, CR0.NW, CR0.EM
 	ORQ $2, AX                     // set CR0.MP
 	MOVQ AX, CR0
 	MOVQ CR4, AX

@@ -36,6 +36,7 @@ func Checks() []Check {
 	return []Check{
 		{"cpus", checkCPUs},
 		{"affinity", checkAffinity},
+		{"caches", checkCaches},
 		{"channels", checkChannels},
 		{"maps", checkMaps},
 		{"gc", checkGC},
@@ -209,6 +210,34 @@ func checkAffinity(w io.Writer) error {
 				} else {
 					runtime.Gosched()
 				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// checkCaches: every CPU runs with caching on. A CPU leaves INIT with
+// CR0.CD and CR0.NW set, and some firmware (Bochs' BIOS) boots the BSP that
+// way too; on hardware that is a machine an order of magnitude slower, and
+// VM entry keeps the host's CD and NW for the guest (Intel SDM 27.3.2.1).
+func checkCaches(w io.Writer) error {
+	const cd, nw = 1 << 30, 1 << 29
+	n := boot.CPUCount()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for cpu := 0; cpu < n; cpu++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unpin, err := pin(cpu)
+			if err != nil {
+				errs[cpu] = err
+				return
+			}
+			defer unpin()
+			if cr0 := boot.CR0(); cr0&(cd|nw) != 0 {
+				errs[cpu] = fmt.Errorf("cpu %d runs with caching disabled: CR0 %#x has CD or NW set", cpu, cr0)
 			}
 		}()
 	}
