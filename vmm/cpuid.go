@@ -6,7 +6,16 @@ package vmm
 //   - leaf 1: ECX.VMX (5) and ECX.XSAVE/OSXSAVE (26, 27), ECX.AVX (28) are
 //     cleared (no nested VMX yet; the VMM does not switch extended XSAVE
 //     state, so the guest runs with x87/SSE only), ECX.hypervisor (31) is
-//     set, EBX[31:24] (initial APIC ID) is the vCPU index;
+//     set, EBX[31:24] (initial APIC ID) is the vCPU index; the thermal and
+//     power-management features a VM has no sensors or P-states for are
+//     cleared: EDX.ACPI (22, thermal monitor and clock control MSRs),
+//     EDX.TM (29), EDX.PBE (31), ECX.EIST (7), ECX.TM2 (8). Linux reads
+//     their MSRs (IA32_THERM_INTERRUPT, ...) without a #GP fixup when
+//     CPUID announces them;
+//   - leaf 6 (thermal and power management) keeps only EAX.ARAT (2): the
+//     local APIC timer of the VM runs in every guest idle state; digital
+//     sensors, HWP, package thermal and the APERF/MPERF counters are not
+//     there;
 //   - leaf 7: AVX2/AVX-512 and other XSAVE-managed features are cleared;
 //   - leaf 0x8000_0001: ECX.SVM (2) is cleared;
 //   - leaf 0x8000_000A (SVM features) returns zeros;
@@ -44,7 +53,11 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 	case 1:
 		c &^= 1<<5 | 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<12 // VMX, XSAVE, OSXSAVE, AVX, F16C, FMA
 		c |= 1 << 31
+		c &^= 1<<7 | 1<<8           // EIST, TM2
+		d &^= 1<<22 | 1<<29 | 1<<31 // ACPI, TM, PBE
 		b = b&0x00FFFFFF | uint32(vcpu)<<24
+	case 6:
+		a, b, c, d = a&(1<<2), 0, 0, 0 // ARAT only
 	case 7:
 		if sub == 0 {
 			b &^= 1<<5 | 1<<16 | 1<<17 | 1<<21 | 1<<26 | 1<<27 | 1<<28 | 1<<30 | 1<<31 // AVX2, AVX-512*

@@ -11,8 +11,8 @@ func fakeHostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
 	switch leaf {
 	case 1:
 		return 0x00800F12, 0x05000800, 0xFFFFFFFF &^ (1 << 31), 0xFFFFFFFF
-	case 7:
-		return 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
+	case 6, 7:
+		return 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
 	case 0x80000001:
 		return 0, 0, 0xFFFFFFFF, 0xFFFFFFFF
 	case 0x8000000A:
@@ -39,6 +39,12 @@ func TestGuestCPUID(t *testing.T) {
 	}
 	if b>>24 != 3 {
 		t.Errorf("initial APIC ID %d, want the vCPU index 3", b>>24)
+	}
+	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<7|1<<8) != 0 || d&(1<<22|1<<29|1<<31) != 0 {
+		t.Errorf("thermal/power features visible: leaf 1 ECX %#x EDX %#x", c, d)
+	}
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 6, 0); a != 1<<2 || b|c|d != 0 {
+		t.Errorf("leaf 6 = %#x %#x %#x %#x, want ARAT only", a, b, c, d)
 	}
 	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<2) != 0 {
 		t.Error("SVM visible to guests")
