@@ -8,7 +8,8 @@ import "sync/atomic"
 
 const (
 	com1     = 0x3F8
-	uartTHR  = 0 // transmit holding register (DLAB=0)
+	uartTHR  = 0 // transmit holding register (DLAB=0, write)
+	uartRBR  = 0 // receiver buffer register (DLAB=0, read)
 	uartIER  = 1
 	uartFCR  = 2
 	uartLCR  = 3
