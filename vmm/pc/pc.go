@@ -105,6 +105,8 @@ const (
 	// ExitPort: a write to the isa-debug-exit port; Value is what was
 	// written.
 	ExitPort
+	// Stopped: the host ended the run (Machine.Stop), not the guest.
+	Stopped
 )
 
 func (k OutcomeKind) String() string {
@@ -115,6 +117,8 @@ func (k OutcomeKind) String() string {
 		return "reset"
 	case ExitPort:
 		return "exit port"
+	case Stopped:
+		return "stopped"
 	}
 	return fmt.Sprintf("OutcomeKind(%d)", int(k))
 }
@@ -129,14 +133,17 @@ type Outcome struct {
 type Machine struct {
 	VM      *vmm.VM
 	Console *LineWriter
-	LAPIC   *lapic.LAPIC
-	IOAPIC  *ioapic.IOAPIC
-	PIC     *pic.Pair
-	PCI     *pci.Host
-	Blk     *virtio.Transport
-	Net     *virtio.Transport
-	NetDev  *net.Device
-	Loaded  *loader.Result
+	// COM1 is the serial port whose receiver the host's console feeds
+	// (uart.UART.Receive).
+	COM1   *uart.UART
+	LAPIC  *lapic.LAPIC
+	IOAPIC *ioapic.IOAPIC
+	PIC    *pic.Pair
+	PCI    *pci.Host
+	Blk    *virtio.Transport
+	Net    *virtio.Transport
+	NetDev *net.Device
+	Loaded *loader.Result
 
 	mu      sync.Mutex
 	outcome Outcome
@@ -208,6 +215,11 @@ func New(cfg Config, b vmm.Backend, p vmm.Platform) (*Machine, error) {
 // Close frees the VM's memory.
 func (m *Machine) Close() { m.VM.Close() }
 
+// Stop ends the run from the host, as if the power were cut: Run returns
+// the Stopped outcome once the vCPU next leaves the guest (at the latest
+// after the VM's tick). Whatever the guest ended with first wins.
+func (m *Machine) Stop() { m.end(Outcome{Kind: Stopped}) }
+
 func (m *Machine) end(o Outcome) {
 	m.mu.Lock()
 	if !m.ended {
@@ -247,6 +259,7 @@ func (m *Machine) build(cfg Config) error {
 
 	timer := pit.New(isa(0), clk)
 	com1 := uart.New(m.Console, isa(4), clk)
+	m.COM1 = com1
 	start := cfg.StartTime
 	if start.IsZero() {
 		start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
