@@ -145,6 +145,8 @@ type Machine struct {
 	NetDev *net.Device
 	Loaded *loader.Result
 
+	port *vswitch.Port // the NIC's, removed by Close
+
 	mu      sync.Mutex
 	outcome Outcome
 	ended   bool
@@ -206,14 +208,21 @@ func New(cfg Config, b vmm.Backend, p vmm.Platform) (*Machine, error) {
 	}
 	m := &Machine{VM: vm, Console: NewLineWriter(cfg.Name, cfg.Console)}
 	if err := m.build(cfg); err != nil {
-		vm.Close()
+		m.Close()
 		return nil, fmt.Errorf("pc: %s: %w", cfg.Name, err)
 	}
 	return m, nil
 }
 
-// Close frees the VM's memory.
-func (m *Machine) Close() { m.VM.Close() }
+// Close takes the NIC off its switch (frames must not reach a machine
+// whose memory is gone, as when a VM is restarted on the same switch) and
+// frees the VM's memory.
+func (m *Machine) Close() {
+	if m.port != nil {
+		m.port.Remove()
+	}
+	m.VM.Close()
+}
 
 // Stop ends the run from the host, as if the power were cut: Run returns
 // the Stopped outcome once the vCPU next leaves the guest (at the latest
@@ -379,6 +388,7 @@ func (m *Machine) addVirtio(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	m.port = port
 	if m.NetDev, err = net.New(mac, port); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"hv/devices/lapic"
 	"hv/devices/pic"
+	"hv/devices/virtio/net/vswitch"
 	"hv/vmm"
 	"hv/vmm/acpitables"
 	"hv/vmm/loader"
@@ -259,5 +260,25 @@ func TestNew(t *testing.T) {
 	}
 	if !found {
 		t.Error("no I/O APIC at its MADT address")
+	}
+}
+
+// A closed machine is off its switch: a VM restarted on the same switch
+// must not leave frames going to the old machine's freed memory.
+func TestCloseLeavesSwitch(t *testing.T) {
+	host := &fakeHost{mem: make([]byte, MinMemory)}
+	sw := vswitch.New(0)
+	m, err := New(Config{Name: "elf", MemSize: MinMemory, Kernel: elf64([]byte{0xF4}), Switch: sw}, nil, fakePlatform{fakeHost: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 64)
+	copy(frame, "\xff\xff\xff\xff\xff\xff\x52\x54\x00\x00\x00\x01")
+	if err := m.port.Send(frame); err != nil {
+		t.Fatalf("send before Close: %v", err)
+	}
+	m.Close()
+	if err := m.port.Send(frame); err == nil {
+		t.Error("the closed machine's port still forwards frames")
 	}
 }
