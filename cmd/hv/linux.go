@@ -89,11 +89,12 @@ func (g guest) machineConfig() (pc.Config, error) {
 	return cfg, nil
 }
 
-// runGuest builds the guest's PC and runs it on host CPU cpu; ok is false
+// runGuest builds the slot's PC and runs it on host CPU cpu; ok is false
 // when it could not be built or the VMM stopped it. VMs running at once
 // share one backend, which gives each vCPU its own ASID, and are built one
 // at a time under build.
-func runGuest(g guest, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcome, ok bool) {
+func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcome, ok bool) {
+	g := s.g
 	build.Lock()
 	cfg, err := g.machineConfig()
 	if err != nil {
@@ -109,6 +110,7 @@ func runGuest(g guest, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcom
 	}
 	defer m.Close()
 	fmt.Printf("hv: vm %s: %s, %d MiB, kernel %d bytes, initrd %d bytes, cpu %d\n", g.name, m.Loaded.Kind, m.VM.Mem.Size()>>20, len(cfg.Kernel), len(cfg.Initrd)+moduleBytesLen(cfg.Modules), cpu)
+	s.started(m)
 	start := time.Now()
 	out, exits, err := m.Run(cpu)
 	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
@@ -125,7 +127,11 @@ func runGuest(g guest, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outcom
 		}
 		return out, false
 	}
-	fmt.Printf("hv: vm %s: %s\n", g.name, out.Kind)
+	if out.Kind == pc.Stopped {
+		fmt.Printf("hv: vm %s: stopped by the monitor\n", g.name)
+	} else {
+		fmt.Printf("hv: vm %s: %s\n", g.name, out.Kind)
+	}
 	return out, true
 }
 
@@ -160,8 +166,13 @@ func runVM(o *bootopt.VM) int {
 		fmt.Printf("hv: error: vm %s: %v\n", o.Name, err)
 		return 1
 	}
-	return status(runGuest(guest{name: o.Name, kernel: o.Kernel, initrd: o.Initrd, cmdline: o.Append,
-		disk: o.Disk, memMiB: o.MemMiB}, b, new(sync.Mutex), 0))
+	vs := vmSet{newSlot(guest{name: o.Name, kernel: o.Kernel, initrd: o.Initrd, cmdline: o.Append,
+		disk: o.Disk, memMiB: o.MemMiB})}
+	done := make(chan struct{})
+	defer close(done)
+	fmt.Print(consoleHelp(vs))
+	go vs.serveConsole(done)
+	return status(vs[0].run(b, new(sync.Mutex), 0))
 }
 
 // runConfig runs every VM of the configuration file in boot module name at
@@ -207,6 +218,14 @@ func runConfig(name string) int {
 		out pc.Outcome
 		ok  bool
 	}
+	vs := make(vmSet, len(guests))
+	for i, g := range guests {
+		vs[i] = newSlot(g)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	fmt.Print(consoleHelp(vs))
+	go vs.serveConsole(done)
 	results := make([]result, len(guests))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -216,7 +235,7 @@ func runConfig(name string) int {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				out, ok := runGuest(guests[i], b, &build, cpu)
+				out, ok := vs[i].run(b, &build, cpu)
 				results[i] = result{out, ok}
 			}
 		}()
