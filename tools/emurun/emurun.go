@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,6 +40,18 @@ type Job struct {
 	LogDir string
 	// OnLine, if set, sees every console line, cleaned (marker.Clean).
 	OnLine func(line string)
+	// Input is typed on the console, in order (QEMU only: Bochs' serial
+	// port is a file).
+	Input []Input
+}
+
+// Input is console input that waits for the machine: Bytes are written to
+// the serial port once a console line (cleaned, as OnLine sees it) matches
+// After, the first line after the previous Input was sent. A line without
+// its newline (a shell prompt) cannot be waited for.
+type Input struct {
+	After *regexp.Regexp
+	Bytes []byte
 }
 
 // Result is a finished run.
@@ -79,12 +92,22 @@ type session struct {
 	stopTail func()
 	// after, if set, runs once the process is gone, however it ended.
 	after func()
+	// stdin, if set, is the console's input.
+	stdin io.WriteCloser
 }
 
 func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, marker.Exit, error) {
 	none := marker.Exit{Kind: marker.ExitNone, Status: -1}
 	if (j.QEMU == nil) == (j.Bochs == nil) {
 		return marker.Verdict{}, none, fmt.Errorf("emurun: %s: want exactly one of QEMU and Bochs", j.Name)
+	}
+	if len(j.Input) > 0 && j.QEMU == nil {
+		return marker.Verdict{}, none, fmt.Errorf("emurun: %s: console input needs QEMU", j.Name)
+	}
+	for _, in := range j.Input {
+		if in.After == nil {
+			return marker.Verdict{}, none, fmt.Errorf("emurun: %s: console input %q waits for no line", j.Name, in.Bytes)
+		}
 	}
 	if j.Timeout <= 0 {
 		return marker.Verdict{}, none, fmt.Errorf("emurun: %s: no timeout", j.Name)
@@ -109,7 +132,7 @@ func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, 
 	var s *session
 	var classify func(waitErr error) marker.Exit
 	if j.QEMU != nil {
-		s, classify, err = startQEMU(ctx, *j.QEMU, serial, emuOut)
+		s, classify, err = startQEMU(ctx, *j.QEMU, len(j.Input) > 0, serial, emuOut)
 	} else {
 		var work string
 		work, err = os.MkdirTemp("", "hv-bochs-")
@@ -126,11 +149,19 @@ func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, 
 	w := marker.NewWatcher(j.Spec)
 	exited := make(chan error, 1)
 	go func() { exited <- s.cmd.Wait() }()
+	input := j.Input
 	feed := func(line string) {
+		clean := marker.Clean(line)
 		if j.OnLine != nil {
-			j.OnLine(marker.Clean(line))
+			j.OnLine(clean)
 		}
 		w.Line(line)
+		if len(input) > 0 && input[0].After.MatchString(clean) {
+			// A machine that is gone cannot take input; its verdict
+			// comes from the console and the exit.
+			_, _ = s.stdin.Write(input[0].Bytes)
+			input = input[1:]
+		}
 	}
 	// drain feeds what the console still holds once the process is gone.
 	drain := func() {
@@ -177,8 +208,9 @@ func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, 
 }
 
 // startQEMU starts QEMU with the serial console on its stdout, read through
-// a pipe so that lines arrive as the guest writes them.
-func startQEMU(ctx context.Context, q emu.QEMU, serialLog, emuLog io.Writer) (*session, func(error) marker.Exit, error) {
+// a pipe so that lines arrive as the guest writes them, and, with input,
+// the console's input on a pipe to its stdin.
+func startQEMU(ctx context.Context, q emu.QEMU, input bool, serialLog, emuLog io.Writer) (*session, func(error) marker.Exit, error) {
 	q.Serial = "stdio"
 	args, err := q.Args()
 	if err != nil {
@@ -194,7 +226,14 @@ func startQEMU(ctx context.Context, q emu.QEMU, serialLog, emuLog io.Writer) (*s
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd.Stdin = nil
+	var stdin io.WriteCloser
+	if input {
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			pr.Close()
+			pw.Close()
+			return nil, nil, err
+		}
+	}
 	cmd.Stdout = pw
 	cmd.Stderr = emuLog
 	if err := cmd.Start(); err != nil {
@@ -219,7 +258,7 @@ func startQEMU(ctx context.Context, q emu.QEMU, serialLog, emuLog io.Writer) (*s
 			return marker.Exit{Kind: marker.ExitAbnormal, Status: -1, Detail: fmt.Sprintf("qemu: %v", waitErr)}
 		}
 	}
-	return &session{cmd: cmd, lines: lines}, classify, nil
+	return &session{cmd: cmd, lines: lines, stdin: stdin}, classify, nil
 }
 
 // startBochs writes the configuration into work and starts Bochs. Bochs can

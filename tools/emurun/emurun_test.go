@@ -178,3 +178,24 @@ func TestSplitLinesBoundsLength(t *testing.T) {
 		t.Errorf("line lengths (-want +got):\n%s", diff)
 	}
 }
+
+// Console input waits for its line: the fake QEMU echoes what it reads,
+// and only the answer to the second input ends the run.
+func TestInput(t *testing.T) {
+	qemu := `echo "hv: ready"; read a; echo "hv: got $a"; read b; echo "selftest: done $b"; exit 1`
+	j := Job{Name: "t", Spec: selftestSpec(), Timeout: time.Minute, LogDir: t.TempDir(),
+		QEMU: &emu.QEMU{Binary: script(t, qemu), Kernel: "k"},
+		Input: []Input{
+			{After: regexp.MustCompile(`^hv: ready$`), Bytes: []byte("one\n")},
+			{After: regexp.MustCompile(`^hv: got one$`), Bytes: []byte("2/2\n")},
+		}}
+	r := Run(context.Background(), j)
+	if !r.Verdict.Pass {
+		b, _ := os.ReadFile(r.SerialLog)
+		t.Fatalf("verdict %+v; console:\n%s", r.Verdict, b)
+	}
+	j.QEMU, j.Bochs = nil, &emu.Bochs{Binary: "bochs", Model: "ryzen", ISO: "/dev/null"}
+	if r := Run(context.Background(), j); r.Verdict.Pass || !strings.Contains(r.Verdict.Reason, "needs QEMU") {
+		t.Errorf("Bochs with input: %+v", r.Verdict)
+	}
+}

@@ -201,7 +201,7 @@ func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]stri
 
 // job turns a table row into an emurun.Job with its boot source.
 func job(o options, r run, media map[mediaKey]string) emurun.Job {
-	j := emurun.Job{Name: r.name, Spec: r.spec, Timeout: r.timeout, LogDir: o.logs}
+	j := emurun.Job{Name: r.name, Spec: r.spec, Timeout: r.timeout, LogDir: o.logs, Input: r.input}
 	if r.boot == bootBochs {
 		b := r.bochs
 		b.ISO = media[keyOf(r)]

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hv/tools/emu"
+	"hv/tools/emurun"
 	"hv/tools/marker"
 	"hv/vmm/testpc"
 )
@@ -40,6 +41,8 @@ type run struct {
 	// optIn keeps the run out of a plain "hvtest" (make qemu-test): it
 	// runs only when -run selects it.
 	optIn bool
+	// input is typed on the console as the run goes (QEMU boots only).
+	input []emurun.Input
 	// knownFlake, if set, names a failure that is a known open bug: a run
 	// that fails with a reason matching it is run once more, and the first
 	// failure is printed with the verdict, so the bug stays visible without
@@ -162,6 +165,46 @@ func linuxSpec() marker.Spec {
 			`^hv: vm linux: power-off$`),
 		Forbid: append(marker.Patterns(`^linux: init: module .* FAILED$`, `^linux: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
 			`^hv: vm linux: .*stopped`), brokenLines...),
+		Exit: marker.WantSuccess,
+	}
+}
+
+// The console run: the Linux VM with a shell on its console (hv.shell, as
+// "make run" boots it), driven through the hypervisor's serial console.
+const linuxShellCmdline = `vm=linux kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr hv.shell"`
+
+// consoleInput types a command into the guest's shell, lists the VMs in
+// the monitor (Ctrl-]), stops the VM and restarts it from the monitor, and
+// powers the restarted VM off from its shell. Each monitor visit ends with
+// q so that the monitor's prompt is not left in front of the next line.
+func consoleInput() []emurun.Input {
+	const esc = "\x1d"
+	at := regexp.MustCompile
+	return []emurun.Input{
+		{After: at(`^linux: init: shell`), Bytes: []byte("echo hv-input-$((6*7))\r")},
+		{After: at(`^linux: hv-input-42`), Bytes: []byte(esc + "l\rq\r")},
+		{After: at(`^hv: monitor: back to vm linux$`), Bytes: []byte(esc + "s linux\rq\r")},
+		{After: at(`^hv: vm linux: stopped by the monitor$`), Bytes: []byte(esc + "r linux\rq\r")},
+		{After: at(`^linux: init: shell`), Bytes: []byte("poweroff -f\r")},
+	}
+}
+
+// consoleSpec: what consoleInput must bring about, in order, and no error
+// from the monitor.
+func consoleSpec() marker.Spec {
+	return marker.Spec{
+		Expect: marker.Patterns(`^hv: console: typing goes to vm linux; Ctrl-\] enters the monitor`,
+			`^linux: init: shell`,
+			`^linux: hv-input-42`,
+			`^hv: monitor: vm linux: running, console, [1-9][0-9]* exits \(.*\bio [1-9]`,
+			`^hv: monitor: stopping vm linux$`,
+			`^hv: vm linux: stopped by the monitor$`,
+			`^hv: monitor: restarting vm linux$`,
+			`^hv: vm linux: Linux bzImage, 256 MiB`,
+			`^linux: init: shell`,
+			`^hv: vm linux: power-off$`),
+		Forbid: append(marker.Patterns(`^linux: init: module .* FAILED$`, `^linux: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
+			`^hv: vm linux: stopped: `, `^hv: monitor: (unknown|no vm|stop |restart |.* takes |.* needs )`), brokenLines...),
 		Exit: marker.WantSuccess,
 	}
 }
@@ -298,6 +341,11 @@ func table() []run {
 		// The guest triple-faults now and then (issue 4, not found yet).
 		run{name: "qemu-linux-svm", boot: bootKernel, cmdline: linuxCmdline, qemu: linuxQEMU(), spec: linuxSpec(), timeout: qemuTimeout,
 			knownFlake: regexp.MustCompile(`stopped: triple fault`)},
+		// Console input and the monitor (issue 4): a command typed into the
+		// guest's shell runs, and the monitor lists, stops and restarts
+		// the VM.
+		run{name: "qemu-linux-console-svm", boot: bootKernel, cmdline: linuxShellCmdline, qemu: linuxQEMU(), spec: consoleSpec(),
+			input: consoleInput(), timeout: qemuTimeout, knownFlake: regexp.MustCompile(`stopped: triple fault`)},
 		// Two of them at once from a configuration file (config=), on one
 		// virtual switch: each checks its virtio disk and pings the other.
 		// Opt-in (make test-linux-pair) until the bug it shows is fixed:
