@@ -1,5 +1,7 @@
 package vmm
 
+import "fmt"
+
 // Regs are a vCPU's general registers, instruction pointer and flags.
 type Regs struct {
 	RAX, RBX, RCX, RDX, RSI, RDI, RBP, RSP uint64
@@ -90,6 +92,18 @@ type Event struct {
 	Vector   uint8
 	ErrCode  uint32
 	HasError bool
+}
+
+func (e Event) String() string {
+	kind := [...]string{"external interrupt", "nmi", "exception", "software interrupt"}
+	k := fmt.Sprintf("event type %d", e.Type)
+	if int(e.Type) < len(kind) {
+		k = kind[e.Type]
+	}
+	if e.HasError {
+		return fmt.Sprintf("%s vector %#x error %#x", k, e.Vector, e.ErrCode)
+	}
+	return fmt.Sprintf("%s vector %#x", k, e.Vector)
 }
 
 // State is a vCPU's whole architectural state as the VMM saves and restores

@@ -346,27 +346,46 @@ type vcpuRun struct {
 	recent       exitRing
 }
 
-// exitRing keeps the last exits of a vCPU for a stop message. Recording
-// copies a small struct; the strings are made only when a VM stops.
+// exitRing keeps the last exits and injected events of a vCPU for a stop
+// message. Recording copies a small struct; the strings are made only
+// when a VM stops.
 type exitRing struct {
-	ex  [recentExits]Exit
-	rip [recentExits]uint64
-	n   uint64 // exits recorded
+	e [recentExits]ringEntry
+	n uint64 // entries recorded
+}
+
+type ringEntry struct {
+	rip    uint64
+	exit   Exit
+	inject *Event // set for an injection, which is not an exit
+	ev     Event
+	seq    uint64 // the exit's number in the run
 }
 
 const recentExits = 16
 
-func (r *exitRing) add(ex Exit, rip uint64) {
-	r.ex[r.n%recentExits], r.rip[r.n%recentExits] = ex, rip
+func (r *exitRing) add(ex Exit, rip, seq uint64) {
+	r.e[r.n%recentExits] = ringEntry{rip: rip, exit: ex, seq: seq}
 	r.n++
 }
 
-// lines gives the recorded exits, oldest first, numbered from the first
-// exit of the run.
+func (r *exitRing) addInject(ev Event, rip uint64) {
+	e := &r.e[r.n%recentExits]
+	*e = ringEntry{rip: rip, ev: ev}
+	e.inject = &e.ev
+	r.n++
+}
+
+// lines gives the recorded entries, oldest first.
 func (r *exitRing) lines() []string {
 	var out []string
 	for i := r.n - min(r.n, recentExits); i < r.n; i++ {
-		out = append(out, fmt.Sprintf("exit %d at rip=%#x: %v", i+1, r.rip[i%recentExits], r.ex[i%recentExits]))
+		e := &r.e[i%recentExits]
+		if e.inject != nil {
+			out = append(out, fmt.Sprintf("inject at rip=%#x: %v", e.rip, *e.inject))
+			continue
+		}
+		out = append(out, fmt.Sprintf("exit %d at rip=%#x: %v", e.seq, e.rip, e.exit))
 	}
 	return out
 }
@@ -401,7 +420,7 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 			return v.stop("entry failed: "+err.Error(), err)
 		}
 		v.exits++
-		v.recent.add(ex, v.cpu.Regs().RIP)
+		v.recent.add(ex, v.cpu.Regs().RIP, v.exits)
 		if ex.Reason < numReasons {
 			v.vm.Stats[ex.Reason].Add(1)
 		}
@@ -422,6 +441,7 @@ func (v *vcpuRun) updateTimers() {
 
 func (v *vcpuRun) deliverEvents() {
 	if v.pending != nil {
+		v.recent.addInject(*v.pending, v.cpu.Regs().RIP)
 		v.cpu.Inject(*v.pending)
 		v.pending = nil
 		return
@@ -436,8 +456,9 @@ func (v *vcpuRun) deliverEvents() {
 		return
 	}
 	v.cpu.InterruptWindow(false)
-	ev := Event{Type: EventExternal, Vector: ic.Acknowledge()}
-	v.cpu.Inject(v.vm.Inputs.Interrupt(v.index, ev))
+	ev := v.vm.Inputs.Interrupt(v.index, Event{Type: EventExternal, Vector: ic.Acknowledge()})
+	v.recent.addInject(ev, v.cpu.Regs().RIP)
+	v.cpu.Inject(ev)
 }
 
 func (v *vcpuRun) inject(ev Event) { v.pending = &ev }

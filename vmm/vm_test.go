@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -91,7 +92,7 @@ func TestExitRing(t *testing.T) {
 		t.Errorf("empty ring: %q", got)
 	}
 	for i := 0; i < recentExits+3; i++ {
-		r.add(Exit{Reason: ExitCPUID}, uint64(0x1000+i))
+		r.add(Exit{Reason: ExitCPUID}, uint64(0x1000+i), uint64(i+1))
 	}
 	got := r.lines()
 	if len(got) != recentExits {
@@ -102,5 +103,10 @@ func TestExitRing(t *testing.T) {
 	}
 	if want := fmt.Sprintf("exit %d at rip=%#x: cpuid (raw 0x0)", recentExits+3, 0x1000+recentExits+2); got[recentExits-1] != want {
 		t.Errorf("newest = %q, want %q", got[recentExits-1], want)
+	}
+	r.addInject(Event{Type: EventExternal, Vector: 0x31}, 0x2000)
+	got = r.lines()
+	if last := got[len(got)-1]; !strings.HasPrefix(last, "inject at rip=0x2000: ") || !strings.Contains(last, "49") && !strings.Contains(last, "0x31") {
+		t.Errorf("injection line %q", last)
 	}
 }

@@ -114,6 +114,9 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 	start := time.Now()
 	out, exits, err := m.Run(cpu)
 	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
+	// The slot's state changes before the line that reports it, so that
+	// a monitor command prompted by the line sees the new state.
+	s.ended(out, err == nil)
 	if err != nil {
 		// A StopError names the VM itself, and carries the exits before
 		// the stop.
