@@ -11,7 +11,11 @@ package vmm
 //     cleared: EDX.ACPI (22, thermal monitor and clock control MSRs),
 //     EDX.TM (29), EDX.PBE (31), ECX.EIST (7), ECX.TM2 (8). Linux reads
 //     their MSRs (IA32_THERM_INTERRUPT, ...) without a #GP fixup when
-//     CPUID announces them;
+//     CPUID announces them; the performance-monitoring features are
+//     cleared too, since the guest has no PMU (the VMM samples the host's
+//     for cachemon): ECX.PDCM (15), ECX.DTES64 (2), ECX.DS-CPL (4),
+//     EDX.DS (21);
+//   - leaf 0xA (architectural performance monitoring) returns zeros;
 //   - leaf 6 (thermal and power management) keeps only EAX.ARAT (2): the
 //     local APIC timer of the VM runs in every guest idle state; digital
 //     sensors, HWP, package thermal and the APERF/MPERF counters are not
@@ -53,8 +57,9 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 	case 1:
 		c &^= 1<<5 | 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<12 // VMX, XSAVE, OSXSAVE, AVX, F16C, FMA
 		c |= 1 << 31
-		c &^= 1<<7 | 1<<8           // EIST, TM2
-		d &^= 1<<22 | 1<<29 | 1<<31 // ACPI, TM, PBE
+		c &^= 1<<7 | 1<<8                   // EIST, TM2
+		c &^= 1<<15 | 1<<2 | 1<<4           // PDCM, DTES64, DS-CPL
+		d &^= 1<<22 | 1<<29 | 1<<31 | 1<<21 // ACPI, TM, PBE, DS
 		b = b&0x00FFFFFF | uint32(vcpu)<<24
 	case 6:
 		a, b, c, d = a&(1<<2), 0, 0, 0 // ARAT only
@@ -64,6 +69,8 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 			c &^= 1 << 1                                                               // AVX512_VBMI
 			d &^= 1<<2 | 1<<3 | 1<<8 | 1<<22 | 1<<24 | 1<<25                           // AVX512 4VNNIW/4FMAPS/VP2INTERSECT, AMX
 		}
+	case 0xA:
+		a, b, c, d = 0, 0, 0, 0 // no PMU
 	case 0xD:
 		a, b, c, d = 0, 0, 0, 0 // no XSAVE
 	case 0x80000001:

@@ -43,6 +43,12 @@ func TestGuestCPUID(t *testing.T) {
 	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<7|1<<8) != 0 || d&(1<<22|1<<29|1<<31) != 0 {
 		t.Errorf("thermal/power features visible: leaf 1 ECX %#x EDX %#x", c, d)
 	}
+	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<15|1<<2|1<<4) != 0 || d&(1<<21) != 0 {
+		t.Errorf("PMU/debug-store features visible: leaf 1 ECX %#x EDX %#x", c, d)
+	}
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0xA, 0); a|b|c|d != 0 {
+		t.Error("architectural perfmon leaf not empty")
+	}
 	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 6, 0); a != 1<<2 || b|c|d != 0 {
 		t.Errorf("leaf 6 = %#x %#x %#x %#x, want ARAT only", a, b, c, d)
 	}
