@@ -15,6 +15,9 @@ package vmm
 //     cleared too, since the guest has no PMU (the VMM samples the host's
 //     for cachemon): ECX.PDCM (15), ECX.DTES64 (2), ECX.DS-CPL (4),
 //     EDX.DS (21);
+//     ECX.MONITOR (3) is cleared and leaf 5 returns zeros: the VMM
+//     intercepts MONITOR and MWAIT and answers #UD, since a guest waiting
+//     in MWAIT would hold its host CPU;
 //   - leaf 0xA (architectural performance monitoring) returns zeros;
 //   - leaf 6 (thermal and power management) keeps only EAX.ARAT (2): the
 //     local APIC timer of the VM runs in every guest idle state; digital
@@ -57,10 +60,12 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 	case 1:
 		c &^= 1<<5 | 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<12 // VMX, XSAVE, OSXSAVE, AVX, F16C, FMA
 		c |= 1 << 31
-		c &^= 1<<7 | 1<<8                   // EIST, TM2
+		c &^= 1<<7 | 1<<8 | 1<<3            // EIST, TM2, MONITOR (refused: #UD)
 		c &^= 1<<15 | 1<<2 | 1<<4           // PDCM, DTES64, DS-CPL
 		d &^= 1<<22 | 1<<29 | 1<<31 | 1<<21 // ACPI, TM, PBE, DS
 		b = b&0x00FFFFFF | uint32(vcpu)<<24
+	case 5:
+		a, b, c, d = 0, 0, 0, 0 // no MONITOR/MWAIT
 	case 6:
 		a, b, c, d = a&(1<<2), 0, 0, 0 // ARAT only
 	case 7:

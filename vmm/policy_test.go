@@ -46,6 +46,12 @@ func TestGuestCPUID(t *testing.T) {
 	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<15|1<<2|1<<4) != 0 || d&(1<<21) != 0 {
 		t.Errorf("PMU/debug-store features visible: leaf 1 ECX %#x EDX %#x", c, d)
 	}
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<3) != 0 {
+		t.Error("MONITOR visible although the VMM refuses it")
+	}
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 5, 0); a|b|c|d != 0 {
+		t.Error("MONITOR/MWAIT leaf not empty")
+	}
 	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0xA, 0); a|b|c|d != 0 {
 		t.Error("architectural perfmon leaf not empty")
 	}
