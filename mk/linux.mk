@@ -6,8 +6,6 @@
 #   make linux-direct                      the reference: QEMU boots them directly (no hypervisor)
 #   make test-linux-pair                   two Linux VMs from a config file on one switch (opt-in
 #                                          hvtest run qemu-linux-pair-svm: disk MD5, ping, power-off)
-#   make test-slow                         the same Linux VM under Bochs VMX (hvtest run
-#                                          bochs-linux-vmx; minutes, so not in make test)
 #
 # Variables:
 #   LINUX_TEST     script run as /test in the guest (default: report devices, power off)
@@ -19,7 +17,7 @@ LINUX_TEST    ?=
 LINUX_MODULES ?=
 LINUX_APPEND  ?= console=ttyS0 panic=-1
 
-.PHONY: linux-files linux-direct test-linux-pair test-slow
+.PHONY: linux-files linux-direct test-linux-pair
 
 linux-files: $(LINUX_DIR)/vmlinuz $(LINUX_DIR)/initramfs.cpio.gz
 
@@ -47,7 +45,3 @@ linux-direct: linux-files
 # triple-faults (README "What works today").
 test-linux-pair: deps $(OUT)/hv $(BIN)/hvtest linux-files
 	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs -run '^qemu-linux-pair-svm$$' $(HVTEST_FLAGS)
-
-# Bochs boots the Linux VM in minutes, not seconds: out of make test.
-test-slow: deps $(OUT)/hv $(BIN)/hvtest linux-files
-	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs -run '^bochs-linux-vmx$$' $(HVTEST_FLAGS)

@@ -38,8 +38,8 @@ func TestTableShape(t *testing.T) {
 			if b.ISO == "" {
 				t.Errorf("%s: Bochs run without an ISO", r.name)
 			}
-			if len(r.modules) > 0 && b.ISO != "/m/"+r.name+".iso" {
-				t.Errorf("%s: a run with modules shares ISO %s", r.name, b.ISO)
+			if plain := (mediaKey{cmdline: r.cmdline}); len(r.modules) > 0 && media[plain] != "" && b.ISO == media[plain] {
+				t.Errorf("%s: a run with modules shares ISO %s with one without", r.name, b.ISO)
 			}
 		case j.QEMU != nil:
 			if _, err := j.QEMU.Args(); err != nil {
@@ -161,5 +161,20 @@ func TestSpecsAgainstTranscripts(t *testing.T) {
 func TestDiskPatternMD5(t *testing.T) {
 	if got, want := diskPatternMD5("10.0.0.1"), "a76a69569a7f718c0e60c0c14bd6f09c"; got != want {
 		t.Errorf("diskPatternMD5 = %s, want %s", got, want)
+	}
+}
+
+// Runs that differ only in their boot modules need different ISOs.
+func TestMediaKeyModules(t *testing.T) {
+	a := run{boot: bootBochs, cmdline: "vm=linux"}
+	b := a
+	b.modules = []string{"out/linux/vmlinuz"}
+	if keyOf(a) == keyOf(b) {
+		t.Error("a run with modules has the media key of one without")
+	}
+	c := b
+	c.modules = []string{"out/linux/vmlinuz"}
+	if keyOf(b) != keyOf(c) {
+		t.Error("equal runs have different media keys")
 	}
 }
