@@ -4,6 +4,8 @@
 #   make linux-files                       out/linux/vmlinuz and out/linux/initramfs.cpio.gz
 #   make linux-files LINUX_TEST=FILE       with FILE as the guest's /test script
 #   make linux-direct                      the reference: QEMU boots them directly (no hypervisor)
+#   make bench-linux                       boot to /init inside the hypervisor vs. directly, in wall
+#                                          time and guest instructions ($(BENCH_DIR)/30-linux.md)
 #   make test-linux-pair                   two Linux VMs from a config file on one switch (opt-in
 #                                          hvtest run qemu-linux-pair-svm: disk MD5, ping, power-off)
 #
@@ -17,7 +19,7 @@ LINUX_TEST    ?=
 LINUX_MODULES ?=
 LINUX_APPEND  ?= console=ttyS0 panic=-1
 
-.PHONY: linux-files linux-direct test-linux-pair
+.PHONY: linux-files linux-direct test-linux-pair bench-linux
 
 linux-files: $(LINUX_DIR)/vmlinuz $(LINUX_DIR)/initramfs.cpio.gz
 
@@ -45,3 +47,16 @@ linux-direct: linux-files
 # triple-faults (README "What works today").
 test-linux-pair: deps $(OUT)/hv $(BIN)/hvtest linux-files
 	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs -run '^qemu-linux-pair-svm$$' $(HVTEST_FLAGS)
+
+# The Linux section of docs/bench.md (issue 4): the same kernel and
+# initramfs booted directly by QEMU (the reference) and inside the
+# hypervisor, alternating, LINUX_BENCH_RUNS successful runs of each in wall
+# time (TCG) and in guest instructions (-icount); failed runs are counted
+# and retried a few times. About ten minutes with 3 runs.
+LINUX_BENCH_RUNS ?= 3
+
+bench-linux: deps $(OUT)/hv $(BIN)/linuxbench linux-files
+	@mkdir -p $(BENCH_DIR)
+	$(BIN)/linuxbench -image $(OUT)/hv -linux $(LINUX_DIR) -n $(LINUX_BENCH_RUNS) -logs $(OUT)/bench-logs -o $(BENCH_DIR)/30-linux.md
+
+BENCH_TARGETS += bench-linux
