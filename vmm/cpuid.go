@@ -24,8 +24,12 @@ package vmm
 //     sensors, HWP, package thermal and the APERF/MPERF counters are not
 //     there;
 //   - leaf 7: AVX2/AVX-512 and other XSAVE-managed features are cleared;
-//   - leaf 0x8000_0001: ECX.SVM (2) is cleared;
+//   - leaf 0x8000_0001: ECX.SVM (2) and ECX.OSVW (9, whose MSRs are not
+//     modelled) are cleared;
 //   - leaf 0x8000_000A (SVM features) returns zeros;
+//   - leaf 0x8000_001F (SME/SEV) returns zeros: guest memory is never
+//     encrypted, and Linux's decompressor reads MSR 0xC0010131 (SEV status)
+//     without a #GP fixup when this leaf announces SEV;
 //   - leaves 0x4000_0000-0x4000_00FF are ours: 0x4000_0000 gives the highest
 //     hypervisor leaf and the signature "HVGoHVGoHVGo"; 0x4000_0001 is
 //     reserved and returns zeros.
@@ -79,9 +83,11 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 	case 0xD:
 		a, b, c, d = 0, 0, 0, 0 // no XSAVE
 	case 0x80000001:
-		c &^= 1 << 2 // SVM
+		c &^= 1<<2 | 1<<9 // SVM, OSVW (no OS-visible workaround MSRs)
 	case 0x8000000A:
 		a, b, c, d = 0, 0, 0, 0
+	case 0x8000001F:
+		a, b, c, d = 0, 0, 0, 0 // no SME/SEV: guest memory is not encrypted
 	}
 	return a, b, c, d
 }

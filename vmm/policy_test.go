@@ -17,6 +17,8 @@ func fakeHostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
 		return 0, 0, 0xFFFFFFFF, 0xFFFFFFFF
 	case 0x8000000A:
 		return 1, 0x8000, 0, 0xFFFF
+	case 0x8000001F:
+		return 0x7, 0x16F, 0xF, 0x1
 	}
 	return leaf, sub, 0x1234, 0x5678
 }
@@ -61,8 +63,14 @@ func TestGuestCPUID(t *testing.T) {
 	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<2) != 0 {
 		t.Error("SVM visible to guests")
 	}
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<9) != 0 {
+		t.Error("OSVW visible although its MSRs are not modelled")
+	}
 	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000000A, 0); a|b|c|d != 0 {
 		t.Error("SVM feature leaf not empty")
+	}
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000001F, 0); a|b|c|d != 0 {
+		t.Error("SME/SEV leaf not empty")
 	}
 	if a, _, _, _ = GuestCPUID(fakeHostCPUID, 0, 0x40000001, 0); a != 0 {
 		t.Error("reserved hypervisor leaf not zero")
