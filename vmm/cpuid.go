@@ -24,8 +24,10 @@ package vmm
 //     sensors, HWP, package thermal and the APERF/MPERF counters are not
 //     there;
 //   - leaf 7: AVX2/AVX-512 and other XSAVE-managed features are cleared;
-//   - leaf 0x8000_0001: ECX.SVM (2) and ECX.OSVW (9, whose MSRs are not
-//     modelled) are cleared;
+//   - leaf 0x8000_0001: ECX.SVM (2), ECX.OSVW (9, whose MSRs are not
+//     modelled) and ECX.MONITORX (29, refused like MONITOR) are cleared;
+//   - leaf 0x8000_0008: EBX.IRPERF (1) is cleared (HWCR models no
+//     IRPERF_EN and there is no instructions-retired counter);
 //   - leaf 0x8000_000A (SVM features) returns zeros;
 //   - leaf 0x8000_001F (SME/SEV) returns zeros: guest memory is never
 //     encrypted, and Linux's decompressor reads MSR 0xC0010131 (SEV status)
@@ -83,9 +85,11 @@ func GuestCPUID(host CPUIDFunc, vcpu int, leaf, sub uint32) (a, b, c, d uint32) 
 	case 0xD:
 		a, b, c, d = 0, 0, 0, 0 // no XSAVE
 	case 0x80000001:
-		c &^= 1<<2 | 1<<9 // SVM, OSVW (no OS-visible workaround MSRs)
+		c &^= 1<<2 | 1<<9 | 1<<29 // SVM, OSVW (no OS-visible workaround MSRs), MONITORX (refused like MONITOR)
 	case 0x8000000A:
 		a, b, c, d = 0, 0, 0, 0
+	case 0x80000008:
+		b &^= 1 << 1 // IRPERF: HWCR.IRPERF_EN and its counter are not modelled
 	case 0x8000001F:
 		a, b, c, d = 0, 0, 0, 0 // no SME/SEV: guest memory is not encrypted
 	}

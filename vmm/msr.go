@@ -150,7 +150,17 @@ const (
 	// write to it moves the TSC by the change; a write to the TSC moves it
 	// by the TSC's change.
 	MSRTSCAdjust = 0x3B
+	// MSRAMDHWCR is AMD's HWCR (APM vol. 2 and the family 17h PPR,
+	// MSRC001_0015), AMD only. Linux's bsp_init_amd reads it without a #GP
+	// fixup when the TSC is invariant, to check TscFreqSel (bit 24, R/O 1:
+	// the TSC counts at the P0 frequency), which is what the guest reads.
+	// The VMM models no other bit: a write must leave the value as it is
+	// (TscFreqSel ignores writes), else #GP.
+	MSRAMDHWCR = 0xC0010015
 )
+
+// HWCRTscFreqSel is HWCR bit 24, TscFreqSel.
+const HWCRTscFreqSel = 1 << 24
 
 // MicrocodeRevision is the microcode revision an Intel guest reads: the
 // VMM loads no microcode for it, and 0 reads as "never updated", which
@@ -199,6 +209,7 @@ const (
 // platformMSRs hold one vCPU's VMM-modelled MSRs.
 type platformMSRs struct {
 	intel       bool // the guest sees an Intel CPU: IA32_MISC_ENABLE exists
+	amd         bool // the guest sees an AMD CPU: HWCR exists
 	tscAdjustOK bool // CPUID shows IA32_TSC_ADJUST
 	tscAdjust   uint64
 	mtrrDefType uint64
@@ -219,6 +230,7 @@ func newPlatformMSRs(guest CPUIDFunc) platformMSRs {
 	p := platformMSRs{mtrrDefType: MTRRDefTypeFirmware}
 	_, b, c, d := guest(0, 0)
 	p.intel = b == 0x756E6547 && d == 0x49656E69 && c == 0x6C65746E // "GenuineIntel"
+	p.amd = b == 0x68747541 && d == 0x69746E65 && c == 0x444D4163   // "AuthenticAMD"
 	p.miscEnable = MiscEnableFastStrings | MiscEnableBTSUnavail | MiscEnablePEBSUnavail
 	if _, _, c1, _ := guest(1, 0); c1&(1<<3) != 0 {
 		p.miscEnable |= MiscEnableMonitorFSM
@@ -242,6 +254,8 @@ func (p *platformMSRs) read(msr uint32) (uint64, bool) {
 		return p.miscEnable, p.intel
 	case MSRBiosSignID:
 		return MicrocodeRevision << 32, p.intel
+	case MSRAMDHWCR:
+		return HWCRTscFreqSel, p.amd
 	}
 	return 0, false
 }
@@ -282,6 +296,8 @@ func (p *platformMSRs) write(msr uint32, val uint64) (handled, ok bool) {
 		return true, true
 	case MSRBiosSignID:
 		return true, p.intel
+	case MSRAMDHWCR:
+		return true, p.amd && val&^uint64(HWCRTscFreqSel) == 0
 	}
 	return false, false
 }

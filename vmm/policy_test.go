@@ -19,6 +19,8 @@ func fakeHostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
 		return 1, 0x8000, 0, 0xFFFF
 	case 0x8000001F:
 		return 0x7, 0x16F, 0xF, 0x1
+	case 0x80000008:
+		return 0x3030, 0xFFFFFFFF, 0, 0
 	}
 	return leaf, sub, 0x1234, 0x5678
 }
@@ -66,8 +68,14 @@ func TestGuestCPUID(t *testing.T) {
 	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<9) != 0 {
 		t.Error("OSVW visible although its MSRs are not modelled")
 	}
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<29) != 0 {
+		t.Error("MONITORX visible although the VMM refuses it")
+	}
 	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000000A, 0); a|b|c|d != 0 {
 		t.Error("SVM feature leaf not empty")
+	}
+	if _, b, _, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000008, 0); b&(1<<1) != 0 {
+		t.Error("IRPERF visible")
 	}
 	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000001F, 0); a|b|c|d != 0 {
 		t.Error("SME/SEV leaf not empty")
@@ -313,6 +321,27 @@ func TestBiosSignID(t *testing.T) {
 	amd := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("AuthenticAMD", 0))}
 	if amd.writeMSR(MSRBiosSignID, 0) {
 		t.Error("AMD guest writes MSR 0x8B")
+	}
+}
+
+// HWCR: AMD only, TscFreqSel reads 1 and ignores writes, no other bit.
+func TestHWCR(t *testing.T) {
+	amd := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("AuthenticAMD", 0))}
+	if got, ok := amd.readMSR(MSRAMDHWCR); !ok || got != HWCRTscFreqSel {
+		t.Errorf("RDMSR HWCR = %#x, %v", got, ok)
+	}
+	if !amd.writeMSR(MSRAMDHWCR, HWCRTscFreqSel) || !amd.writeMSR(MSRAMDHWCR, 0) {
+		t.Error("HWCR write of its own value (or of TscFreqSel) refused")
+	}
+	if amd.writeMSR(MSRAMDHWCR, HWCRTscFreqSel|1<<30) {
+		t.Error("HWCR accepted IRPERF_EN, which is not modelled")
+	}
+	if got, _ := amd.readMSR(MSRAMDHWCR); got != HWCRTscFreqSel {
+		t.Errorf("HWCR after writes = %#x", got)
+	}
+	intel := &vcpuRun{vm: &VM{platform: fakePlatform{}}, cpu: &fakeVCPU{}, platformMSRs: newPlatformMSRs(cpuidOf("GenuineIntel", 0))}
+	if _, ok := intel.readMSR(MSRAMDHWCR); ok {
+		t.Error("Intel guest reads HWCR")
 	}
 }
 

@@ -383,12 +383,11 @@ func table() []run {
 		// About a minute each.
 		run{name: "bochs-linux-vmx", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochs("corei7_skylake_x"), spec: linuxSpec(), timeout: linuxBochsTimeout},
-		// The Linux VM under Bochs SVM (ryzen). Opt-in until it boots: the
-		// kernel now reads HWCR (MSR 0xC0010015) unguarded, which the MSR
-		// policy does not model yet; before that it needed the SEV leaf and
-		// OSVW hidden from CPUID.
+		// The Linux VM under Bochs SVM (ryzen, with NRIP). It needed the
+		// SEV leaf, OSVW, IRPERF and MONITORX hidden from CPUID and HWCR
+		// modelled.
 		run{name: "bochs-linux-svm", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
-			bochs: linuxBochs("ryzen"), spec: linuxSpec(), timeout: linuxBochsTimeout, optIn: true},
+			bochs: linuxBochs("ryzen"), spec: linuxSpec(), timeout: linuxBochsTimeout},
 		run{name: "bochs-linux-vmx-sandybridge", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochs("corei7_sandy_bridge_2600k"), spec: linuxSpec(), timeout: linuxBochsTimeout},
 		run{name: "bochs-sandybridge-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_sandy_bridge_2600k"), spec: guestsSpec(), timeout: bochsTimeout},
