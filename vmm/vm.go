@@ -357,8 +357,8 @@ type exitRing struct {
 type ringEntry struct {
 	rip    uint64
 	exit   Exit
-	inject *Event // set for an injection, which is not an exit
 	ev     Event
+	inject bool   // an injection (ev), not an exit (exit, seq)
 	seq    uint64 // the exit's number in the run
 }
 
@@ -370,9 +370,7 @@ func (r *exitRing) add(ex Exit, rip, seq uint64) {
 }
 
 func (r *exitRing) addInject(ev Event, rip uint64) {
-	e := &r.e[r.n%recentExits]
-	*e = ringEntry{rip: rip, ev: ev}
-	e.inject = &e.ev
+	r.e[r.n%recentExits] = ringEntry{rip: rip, ev: ev, inject: true}
 	r.n++
 }
 
@@ -381,8 +379,8 @@ func (r *exitRing) lines() []string {
 	var out []string
 	for i := r.n - min(r.n, recentExits); i < r.n; i++ {
 		e := &r.e[i%recentExits]
-		if e.inject != nil {
-			out = append(out, fmt.Sprintf("inject at rip=%#x: %v", e.rip, *e.inject))
+		if e.inject {
+			out = append(out, fmt.Sprintf("inject at rip=%#x: %v", e.rip, e.ev))
 			continue
 		}
 		out = append(out, fmt.Sprintf("exit %d at rip=%#x: %v", e.seq, e.rip, e.exit))

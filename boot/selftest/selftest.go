@@ -186,7 +186,9 @@ func (m *cpuSet) set() error {
 	return nil
 }
 
-func checkAffinity(w io.Writer) error {
+// onEveryCPU runs f(cpu) on a goroutine pinned to each CPU at once and
+// joins their errors.
+func onEveryCPU(f func(cpu int) error) error {
 	n := boot.CPUCount()
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -200,21 +202,27 @@ func checkAffinity(w io.Writer) error {
 				return
 			}
 			defer unpin()
-			for i := 0; i < 200; i++ {
-				if got := boot.CurrentCPU(); got != cpu {
-					errs[cpu] = fmt.Errorf("goroutine pinned to cpu %d ran on cpu %d (iteration %d)", cpu, got, i)
-					return
-				}
-				if i%20 == 0 {
-					time.Sleep(time.Millisecond)
-				} else {
-					runtime.Gosched()
-				}
-			}
+			errs[cpu] = f(cpu)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+func checkAffinity(w io.Writer) error {
+	return onEveryCPU(func(cpu int) error {
+		for i := 0; i < 200; i++ {
+			if got := boot.CurrentCPU(); got != cpu {
+				return fmt.Errorf("goroutine pinned to cpu %d ran on cpu %d (iteration %d)", cpu, got, i)
+			}
+			if i%20 == 0 {
+				time.Sleep(time.Millisecond)
+			} else {
+				runtime.Gosched()
+			}
+		}
+		return nil
+	})
 }
 
 // checkCaches: every CPU runs with caching on. A CPU leaves INIT with
@@ -223,26 +231,12 @@ func checkAffinity(w io.Writer) error {
 // VM entry keeps the host's CD and NW for the guest (Intel SDM 27.3.2.1).
 func checkCaches(w io.Writer) error {
 	const cd, nw = 1 << 30, 1 << 29
-	n := boot.CPUCount()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for cpu := 0; cpu < n; cpu++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			unpin, err := pin(cpu)
-			if err != nil {
-				errs[cpu] = err
-				return
-			}
-			defer unpin()
-			if cr0 := boot.CR0(); cr0&(cd|nw) != 0 {
-				errs[cpu] = fmt.Errorf("cpu %d runs with caching disabled: CR0 %#x has CD or NW set", cpu, cr0)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return onEveryCPU(func(cpu int) error {
+		if cr0 := boot.CR0(); cr0&(cd|nw) != 0 {
+			return fmt.Errorf("cpu %d runs with caching disabled: CR0 %#x has CD or NW set", cpu, cr0)
+		}
+		return nil
+	})
 }
 
 func checkChannels(w io.Writer) error {

@@ -78,8 +78,7 @@ func (s *vmSlot) ended(out pc.Outcome, ok bool) {
 func (s *vmSlot) run(b vmm.Backend, build *sync.Mutex, cpu int) (pc.Outcome, bool) {
 	for {
 		s.setState("starting")
-		out, ok := runGuest(s, b, build, cpu)
-		s.ended(out, ok)
+		out, ok := runGuest(s, b, build, cpu) // records the end in s
 		if !ok || out.Kind != pc.Stopped {
 			return out, ok
 		}

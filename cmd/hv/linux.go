@@ -99,12 +99,14 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 	cfg, err := g.machineConfig()
 	if err != nil {
 		build.Unlock()
+		s.ended(out, false)
 		fmt.Printf("hv: error: vm %s: %v\n", g.name, err)
 		return out, false
 	}
 	m, err := pc.New(cfg, b, platform{})
 	build.Unlock()
 	if err != nil {
+		s.ended(out, false)
 		fmt.Printf("hv: error: %v\n", err)
 		return out, false
 	}
@@ -114,8 +116,8 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 	start := time.Now()
 	out, exits, err := m.Run(cpu)
 	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
-	// The slot's state changes before the line that reports it, so that
-	// a monitor command prompted by the line sees the new state.
+	// The slot's state changes before the line that reports it (on every
+	// path), so that a monitor command prompted by the line sees it.
 	s.ended(out, err == nil)
 	if err != nil {
 		// A StopError names the VM itself, and carries the exits before

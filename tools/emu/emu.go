@@ -120,6 +120,25 @@ func (q QEMU) Args() ([]string, error) {
 	return append(a, q.Extra...), nil
 }
 
+// Command renders the machine as a shell command line, for documents: an
+// argument with a blank, quote or dollar sign is single-quoted.
+func (q QEMU) Command() string {
+	args, err := q.Args()
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	var b strings.Builder
+	b.WriteString("qemu-system-x86_64")
+	for _, a := range args {
+		b.WriteString(" ")
+		if strings.ContainsAny(a, " \"'$") || a == "" {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		b.WriteString(a)
+	}
+	return b.String()
+}
+
 // Bochs is one Bochs 2.7 machine booting an ISO from its CD-ROM drive.
 type Bochs struct {
 	Binary string // default "bochs"

@@ -131,3 +131,16 @@ func TestBochsArgs(t *testing.T) {
 		t.Errorf("BochsArgs (-want +got):\n%s", diff)
 	}
 }
+
+func TestQEMUCommand(t *testing.T) {
+	q := QEMU{CPU: "EPYC", MemMiB: 512, SMP: 1, Kernel: "out/hv", Append: `vm=linux append="a b"`}
+	got := q.Command()
+	for _, want := range []string{"qemu-system-x86_64 ", " -kernel out/hv", ` -append 'vm=linux append="a b"'`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Command() = %s; lacks %q", got, want)
+		}
+	}
+	if got := (QEMU{}).Command(); !strings.HasPrefix(got, "(") {
+		t.Errorf("a machine Args refuses gives %q, want the error in parentheses", got)
+	}
+}

@@ -52,7 +52,7 @@ func measureExits(ctx context.Context, image, logs string) []exitRun {
 		runs = append(runs, er)
 	}
 	q := emu.QEMU{CPU: "EPYC", MemMiB: 512, SMP: 1, Kernel: image, Append: "bench", ICountShift: &shift0}
-	collect("SVM without NRIP, QEMU TCG `-icount shift=0`", command(q), emurun.Job{Name: "bench-exits-qemu", QEMU: &q})
+	collect("SVM without NRIP, QEMU TCG `-icount shift=0`", q.Command(), emurun.Job{Name: "bench-exits-qemu", QEMU: &q})
 
 	iso, err := filepath.Abs(filepath.Join(logs, "bench.iso"))
 	if err != nil {

@@ -89,10 +89,10 @@ func measure(ctx context.Context, image, logs string, runs int) (*measurements, 
 
 	// Guest instructions: one CPU, TSC = instructions since reset.
 	icount := emu.QEMU{CPU: "EPYC", MemMiB: 512, SMP: 1, Kernel: image, Append: "selftest", ICountShift: &shift0}
-	m.icountCmd = command(icount)
+	m.icountCmd = icount.Command()
 	// Wall seconds under plain TCG, from QEMU's start.
 	wall := emu.QEMU{CPU: "EPYC", MemMiB: 512, SMP: 1, Kernel: image, Append: "selftest"}
-	m.wallCmd = command(wall)
+	m.wallCmd = wall.Command()
 	for i := range runs {
 		var first, last uint64
 		var have bool
@@ -137,7 +137,7 @@ func measure(ctx context.Context, image, logs string, runs int) (*measurements, 
 	// The kernel's own benchmarks need two CPUs for the cross-CPU figures;
 	// they repeat their operations and report their own averages.
 	kb := emu.QEMU{CPU: "EPYC", MemMiB: 512, SMP: 2, Kernel: image, Append: "bench"}
-	m.benchCmd = command(kb)
+	m.benchCmd = kb.Command()
 	benchSpec := marker.Spec{Forbid: broken, Done: regexp.MustCompile(`^bench: done$`)}
 	r := runWith(ctx, "bench-kernel", kb, benchSpec, logs, func(l string, _ time.Duration) {
 		b, ok, err := parseBench(l)
@@ -172,24 +172,6 @@ func runWith(ctx context.Context, name string, q emu.QEMU, spec marker.Spec, log
 		Name: name, QEMU: &q, Spec: spec, Timeout: 5 * time.Minute, LogDir: logs,
 		OnLine: func(l string) { onLine(l, time.Since(start)) },
 	})
-}
-
-// command renders a QEMU machine as a shell command for the doc.
-func command(q emu.QEMU) string {
-	args, err := q.Args()
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	var b strings.Builder
-	b.WriteString("qemu-system-x86_64")
-	for _, a := range args {
-		b.WriteString(" ")
-		if strings.ContainsAny(a, " \"'$") || a == "" {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		b.WriteString(a)
-	}
-	return b.String()
 }
 
 func titleSection(now time.Time, cpu, qemu string) string {

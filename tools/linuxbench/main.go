@@ -105,7 +105,7 @@ func measure(ctx context.Context, qs map[key]emu.QEMU, n, retries int, logs stri
 	r := &results{want: n, runs: map[key][]sample{}, cmds: map[key]string{}, append_: guestAppend, logs: logs}
 	order := []key{{direct, wall}, {nested, wall}, {direct, icount}, {nested, icount}}
 	for _, k := range order {
-		r.cmds[k] = command(qs[k])
+		r.cmds[k] = qs[k].Command()
 	}
 	for round := 0; ; round++ {
 		ran := false
@@ -156,22 +156,4 @@ func runOne(ctx context.Context, name string, q emu.QEMU, logs string) sample {
 	}
 	s.ok = true
 	return s
-}
-
-// command renders a QEMU machine as a shell command for the doc.
-func command(q emu.QEMU) string {
-	args, err := q.Args()
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	var b strings.Builder
-	b.WriteString("qemu-system-x86_64")
-	for _, a := range args {
-		b.WriteString(" ")
-		if strings.ContainsAny(a, " \"'$") || a == "" {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		b.WriteString(a)
-	}
-	return b.String()
 }
