@@ -15,7 +15,7 @@
 #   ARGS      kernel command line (boot options) for run, iso and pxe
 #   KERNEL, INITRD, APPEND, MEM, CPUS   the guest of run: bzImage or Multiboot/ELF
 #             kernel, initrd (a Multiboot kernel's first module), its command
-#             line, RAM in MiB, vCPUs (only 1 today)
+#             line, RAM in MiB, vCPUs (1 to 8, spread over QEMU_SMP host CPUs)
 #   CMDLINE   the same for iso and pxe only (defaults to ARGS)
 #   MODULES   files the ISO carries as boot modules, each named by its base
 #             name, e.g. MODULES="out/linux/vmlinuz out/linux/initramfs.cpio.gz"

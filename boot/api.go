@@ -155,6 +155,17 @@ func SetTick(ns int64) error {
 	return nil
 }
 
+// InterruptCPU sends CPU cpu an interrupt that does nothing but make it
+// enter the kernel: a vCPU in guest mode there exits (its
+// external-interrupt intercept), and its thread looks at what changed. It
+// is a no-op for the calling CPU, which is not in guest mode.
+func InterruptCPU(cpu int) error {
+	if _, _, e := syscall.RawSyscall(sysHVInterrupt, uintptr(cpu), 0, 0); e != 0 {
+		return fmt.Errorf("boot: interrupt cpu %d: %w", cpu, e)
+	}
+	return nil
+}
+
 // PageSize is the size of a frame.
 const PageSize = pageSize
 

@@ -55,6 +55,7 @@ const (
 	sysHVAllocFrames = 1000
 	sysHVFreeFrames  = 1001
 	sysHVSetTick     = 1002
+	sysHVInterrupt   = 1003
 )
 
 // errno values (include/uapi/asm-generic/errno-base.h, errno.h).
@@ -245,6 +246,8 @@ func doSyscall(c *percpu, t *thread) {
 			break
 		}
 		t.tickNs = int64(a0)
+	case sysHVInterrupt:
+		r = hvInterruptCPU(c, a0)
 	default:
 		r = -_ENOSYS
 		if n >= 512 || reportedUnknown[n/64]&(1<<(n%64)) == 0 {
@@ -573,4 +576,17 @@ func hvFreeFrames(pa, n uint64) int64 {
 // garbage MXCSR (SIGFPE in the garbage collector's float code).
 func copyFXState(dst, src *thread) {
 	copy(dst.fxArea[fxOffset(dst):fxOffset(dst)+512], src.fxArea[fxOffset(src):fxOffset(src)+512])
+}
+
+// hvInterruptCPU sends the wake vector to CPU n unless it is c itself.
+// The kernel lock is held, so the ICR writes do not interleave with the
+// scheduler's own IPIs.
+func hvInterruptCPU(c *percpu, n uint64) int64 {
+	if n >= uint64(ncpu.Load()) {
+		return -_EINVAL
+	}
+	if n != uint64(c.id) {
+		lapicSendIPI(cpus[n].apicID, vecWake)
+	}
+	return 0
 }

@@ -26,12 +26,12 @@ func fakeHostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
 }
 
 func TestGuestCPUID(t *testing.T) {
-	a, b, c, d := GuestCPUID(fakeHostCPUID, 0, LeafHypervisor, 0)
+	a, b, c, d := GuestCPUID(fakeHostCPUID, 0, 1, LeafHypervisor, 0)
 	sig := string([]byte{byte(b), byte(b >> 8), byte(b >> 16), byte(b >> 24), byte(c), byte(c >> 8), byte(c >> 16), byte(c >> 24), byte(d), byte(d >> 8), byte(d >> 16), byte(d >> 24)})
 	if a != LeafHypervisorMax || sig != HypervisorSignature {
 		t.Errorf("leaf 0x40000000 = %#x %q, want %#x %q", a, sig, LeafHypervisorMax, HypervisorSignature)
 	}
-	_, b, c, _ = GuestCPUID(fakeHostCPUID, 3, 1, 0)
+	_, b, c, _ = GuestCPUID(fakeHostCPUID, 3, 1, 1, 0)
 	if c&(1<<5) != 0 {
 		t.Error("VMX visible to guests")
 	}
@@ -44,46 +44,46 @@ func TestGuestCPUID(t *testing.T) {
 	if b>>24 != 3 {
 		t.Errorf("initial APIC ID %d, want the vCPU index 3", b>>24)
 	}
-	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<7|1<<8) != 0 || d&(1<<22|1<<29|1<<31) != 0 {
+	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 1, 0); c&(1<<7|1<<8) != 0 || d&(1<<22|1<<29|1<<31) != 0 {
 		t.Errorf("thermal/power features visible: leaf 1 ECX %#x EDX %#x", c, d)
 	}
-	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<15|1<<2|1<<4) != 0 || d&(1<<21) != 0 {
+	if _, _, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 1, 0); c&(1<<15|1<<2|1<<4) != 0 || d&(1<<21) != 0 {
 		t.Errorf("PMU/debug-store features visible: leaf 1 ECX %#x EDX %#x", c, d)
 	}
-	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0); c&(1<<3) != 0 {
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 1, 1, 0); c&(1<<3) != 0 {
 		t.Error("MONITOR visible although the VMM refuses it")
 	}
-	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 5, 0); a|b|c|d != 0 {
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 5, 0); a|b|c|d != 0 {
 		t.Error("MONITOR/MWAIT leaf not empty")
 	}
-	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0xA, 0); a|b|c|d != 0 {
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0xA, 0); a|b|c|d != 0 {
 		t.Error("architectural perfmon leaf not empty")
 	}
-	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 6, 0); a != 1<<2 || b|c|d != 0 {
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 6, 0); a != 1<<2 || b|c|d != 0 {
 		t.Errorf("leaf 6 = %#x %#x %#x %#x, want ARAT only", a, b, c, d)
 	}
-	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<2) != 0 {
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0x80000001, 0); c&(1<<2) != 0 {
 		t.Error("SVM visible to guests")
 	}
-	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<9) != 0 {
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0x80000001, 0); c&(1<<9) != 0 {
 		t.Error("OSVW visible although its MSRs are not modelled")
 	}
-	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000001, 0); c&(1<<29) != 0 {
+	if _, _, c, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0x80000001, 0); c&(1<<29) != 0 {
 		t.Error("MONITORX visible although the VMM refuses it")
 	}
-	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000000A, 0); a|b|c|d != 0 {
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0x8000000A, 0); a|b|c|d != 0 {
 		t.Error("SVM feature leaf not empty")
 	}
-	if _, b, _, _ = GuestCPUID(fakeHostCPUID, 0, 0x80000008, 0); b&(1<<1) != 0 {
+	if _, b, _, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0x80000008, 0); b&(1<<1) != 0 {
 		t.Error("IRPERF visible")
 	}
-	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 0x8000001F, 0); a|b|c|d != 0 {
+	if a, b, c, d = GuestCPUID(fakeHostCPUID, 0, 1, 0x8000001F, 0); a|b|c|d != 0 {
 		t.Error("SME/SEV leaf not empty")
 	}
-	if a, _, _, _ = GuestCPUID(fakeHostCPUID, 0, 0x40000001, 0); a != 0 {
+	if a, _, _, _ = GuestCPUID(fakeHostCPUID, 0, 1, 0x40000001, 0); a != 0 {
 		t.Error("reserved hypervisor leaf not zero")
 	}
-	if a, b, _, _ = GuestCPUID(fakeHostCPUID, 0, 2, 5); a != 2 || b != 5 {
+	if a, b, _, _ = GuestCPUID(fakeHostCPUID, 0, 1, 2, 5); a != 2 || b != 5 {
 		t.Error("other leaves must pass through")
 	}
 }

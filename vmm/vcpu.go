@@ -120,6 +120,11 @@ type State struct {
 	Pending   *Event // an event waiting for injection
 	Shadow    bool   // interrupt shadow (STI / MOV SS)
 	DR6, DR7  uint64
+	// WaitForSIPI and Halted are the VMM's multiprocessor state of the
+	// vCPU (an application processor not started yet, a vCPU in HLT);
+	// backends neither fill nor read them.
+	WaitForSIPI bool
+	Halted      bool
 }
 
 // VCPU is one virtual CPU of a backend. A VCPU belongs to one goroutine,

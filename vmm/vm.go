@@ -35,8 +35,9 @@ func (PassThrough) MMIORead(_ uint64, _ int, v uint64) uint64 { return v }
 func (PassThrough) TSC(v uint64) uint64                       { return v }
 func (PassThrough) Interrupt(_ int, ev Event) Event           { return ev }
 
-// InterruptController is what the vCPU loop asks for external interrupts
-// (the 8259 pair, later the LAPIC).
+// InterruptController is what a vCPU loop asks for external interrupts
+// (the 8259 pair, or a local APIC in front of it). One that also
+// implements ProcessorSignals carries INIT, start-up IPIs and NMIs.
 type InterruptController interface {
 	HasInterrupt() bool
 	Acknowledge() uint8
@@ -66,7 +67,17 @@ type Config struct {
 	// interrupt forces one) so that watchdogs and the Go runtime's
 	// stop-the-world get their turn. Default 10 ms.
 	Tick time.Duration
+	// CPUs is the number of vCPUs, 1 to MaxCPUs (0 means 1). vCPU 0 is
+	// the bootstrap processor; the others start in the wait-for-SIPI
+	// state (smp.go).
+	CPUs int
 }
+
+// MaxCPUs bounds Config.CPUs: the xAPIC's flat logical destination model
+// addresses 8 processors (Intel SDM vol. 3A 11.6.2.2), which keeps every
+// destination mode a guest may pick usable, and the hosts this runs on
+// have a handful of CPUs to spread vCPUs over.
+const MaxCPUs = 8
 
 // Platform is how a VM reaches the machine: pinning, the forced-exit tick,
 // CPUID and the TSC.
@@ -89,9 +100,16 @@ type StopError struct {
 	// Recent are the last exits before the stop, oldest first: what the
 	// guest was doing, for the console.
 	Recent []string
+	// VCPU is the vCPU that stopped; SMP says the VM has more than one
+	// (the message then names the vCPU).
+	VCPU int
+	SMP  bool
 }
 
 func (e *StopError) Error() string {
+	if e.SMP {
+		return fmt.Sprintf("vm %s: stopped: vcpu %d: %s at rip=%#x", e.VM, e.VCPU, e.Reason, e.RIP)
+	}
 	return fmt.Sprintf("vm %s: stopped: %s at rip=%#x", e.VM, e.Reason, e.RIP)
 }
 
@@ -106,7 +124,10 @@ type VM struct {
 	Config
 	Mem      *Memory
 	Bus      *bus.Bus
-	IC       InterruptController // nil: no external interrupts
+	IC       InterruptController // vCPU 0's when ICs is nil; nil: no external interrupts
+	// ICs are the interrupt controllers of each vCPU (its local APIC);
+	// nil: IC for vCPU 0 and none for the others.
+	ICs      []InterruptController
 	Inputs   Inputs
 	Timers   []Timer
 	Observer SwitchObserver // nil: none
@@ -117,11 +138,15 @@ type VM struct {
 	started  bool
 	tsc0     uint64 // host TSC at VM clock zero
 	tscHz    uint64
-	kick     chan struct{}
+	signals  []vcpuSignal // per vCPU: wake-ups and where it runs (smp.go)
 
 	mu         sync.Mutex
 	exited     bool
 	exitStatus uint32
+	failure    error // the first vCPU's stop, which ends every vCPU
+	// snapshot asks every vCPU to stop at its next exit and save its
+	// state (vCPU 0 reached RunOptions.StopAfter).
+	snapshot atomic.Bool
 
 	// Stats counts exits by reason.
 	Stats [numReasons]atomic.Uint64
@@ -136,15 +161,23 @@ func NewVM(cfg Config, b Backend, p Platform, memSize uint64) (*VM, error) {
 	if cfg.Tick == 0 {
 		cfg.Tick = 10 * time.Millisecond
 	}
-	return &VM{
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
+	}
+	if cfg.CPUs < 1 || cfg.CPUs > MaxCPUs {
+		mem.Free()
+		return nil, fmt.Errorf("vmm: vm %s: %d vCPUs, want 1 to %d", cfg.Name, cfg.CPUs, MaxCPUs)
+	}
+	vm := &VM{
 		Config:   cfg,
 		Mem:      mem,
 		Bus:      bus.New(),
 		Inputs:   PassThrough{},
 		backend:  b,
 		platform: p,
-		kick:     make(chan struct{}, 1),
-	}, nil
+	}
+	vm.signals = newSignals(cfg.CPUs)
+	return vm, nil
 }
 
 // Close frees the VM's memory.
@@ -220,15 +253,17 @@ func (vm *VM) elapsed() time.Duration { return time.Duration(vm.Now()) }
 // snapshot continues the clock its devices were saved on).
 func (vm *VM) SetClock(now uint64) { vm.startClock(now) }
 
-// Kick wakes a halted vCPU (an interrupt line changed).
+// Kick makes every vCPU look at its interrupt controller again (an
+// interrupt line changed): a halted one wakes, one in guest mode on
+// another host CPU is made to exit. KickVCPU does it for one vCPU.
 func (vm *VM) Kick() {
-	select {
-	case vm.kick <- struct{}{}:
-	default:
+	for i := range vm.signals {
+		vm.KickVCPU(i)
 	}
 }
 
 // Exit ends the VM from a device (exit port, power-off) with a status.
+// Every vCPU ends at its next exit.
 func (vm *VM) Exit(status uint32) {
 	vm.mu.Lock()
 	if !vm.exited {
@@ -236,6 +271,25 @@ func (vm *VM) Exit(status uint32) {
 	}
 	vm.mu.Unlock()
 	vm.Kick()
+}
+
+// fail records a vCPU's stop as the VM's outcome, unless the VM has
+// already ended, and makes every other vCPU end.
+func (vm *VM) fail(err error) {
+	vm.mu.Lock()
+	if vm.failure == nil && !vm.exited {
+		vm.failure = err
+	}
+	vm.mu.Unlock()
+	vm.Kick()
+}
+
+// ended reports whether the VM's run is over for every vCPU: the guest
+// exited or a vCPU stopped.
+func (vm *VM) ended() bool {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.exited || vm.failure != nil
 }
 
 // ExitStatus returns the status given to Exit and whether the guest exited.
@@ -247,73 +301,170 @@ func (vm *VM) ExitStatus() (uint32, bool) {
 
 // RunOptions adjust a run.
 type RunOptions struct {
-	// Setup is called with the new vCPU before the first entry (initial
-	// registers).
+	// Setup is called with vCPU 0 (the bootstrap processor) before its
+	// first entry (initial registers). The other vCPUs start in the INIT
+	// state, waiting for a start-up IPI.
 	Setup func(VCPU) error
-	// Restore, if non-nil, is loaded into the vCPU instead of Setup.
-	Restore *State
-	// StopAfter stops the run after that many exits and returns the vCPU
-	// state in Snapshot (for save/restore); 0: run to the end.
+	// Restore, if non-nil, holds every vCPU's state (a Result.Snapshot),
+	// loaded instead of Setup and the INIT state.
+	Restore []State
+	// StopAfter stops the run once vCPU 0 has had that many exits: every
+	// vCPU stops at its next exit and the states are returned in
+	// Snapshot (for save/restore); 0: run to the end.
 	StopAfter uint64
+	// HostCPUs places the vCPUs: vCPU i runs on host CPU HostCPUs[i].
+	// Missing entries default to the cpu argument of Run. Several vCPUs
+	// may share a host CPU; its scheduler's time slices and the VM's tick
+	// take turns between them.
+	HostCPUs []int
 }
 
 // Result of a run.
 type Result struct {
-	Snapshot *State
-	Exits    uint64
+	// Snapshot holds every vCPU's state, in vCPU order, when StopAfter
+	// was reached.
+	Snapshot []State
+	Exits    uint64 // all vCPUs' exits
 }
 
-// Run runs the VM's single vCPU on host CPU cpu until the guest exits, the
-// VMM stops it, or StopAfter is reached. It locks the calling goroutine to a
-// thread pinned to cpu for the whole run.
+// Run runs every vCPU of the VM until the guest exits, the VMM stops a
+// vCPU (which ends the others), or StopAfter is reached. Each vCPU runs on
+// its own goroutine, locked to a thread pinned to its host CPU (vCPU 0 on
+// the caller's goroutine, on host CPU cpu unless HostCPUs says otherwise).
+// Run returns when every vCPU has ended: ErrExited when the guest ended
+// the VM, else the first vCPU's stop (a *StopError).
 func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 	var res Result
-	if err := vm.platform.Pin(cpu); err != nil {
-		return res, fmt.Errorf("vmm: vm %s: %w", vm.Name, err)
+	n := vm.numCPUs()
+	if opt.Restore != nil && len(opt.Restore) != n {
+		return res, fmt.Errorf("vmm: vm %s: restore: %d vCPU states for %d vCPUs", vm.Name, len(opt.Restore), n)
+	}
+	vm.snapshot.Store(false)
+	if !vm.started {
+		vm.startClock(0) // before any vCPU reads the clock
+	}
+	runs := make([]*vcpuRun, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := n - 1; i >= 0; i-- {
+		host := cpu
+		if i < len(opt.HostCPUs) {
+			host = opt.HostCPUs[i]
+		}
+		runs[i] = &vcpuRun{vm: vm, index: i, hostCPU: host, sig: &vm.signals[i]}
+		if i == 0 {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = runs[i].run(opt)
+		}()
+	}
+	errs[0] = runs[0].run(opt)
+	wg.Wait()
+
+	for _, r := range runs {
+		res.Exits += r.exits
+	}
+	vm.mu.Lock()
+	failure := vm.failure
+	vm.mu.Unlock()
+	if failure != nil {
+		return res, failure
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, errSnapshot) && !errors.Is(err, ErrExited) {
+			return res, err
+		}
+	}
+	if _, done := vm.ExitStatus(); done {
+		return res, ErrExited
+	}
+	if vm.snapshot.Load() {
+		for _, r := range runs {
+			if r.saved == nil {
+				return res, fmt.Errorf("vmm: vm %s: save: vcpu %d has no state", vm.Name, r.index)
+			}
+			res.Snapshot = append(res.Snapshot, *r.saved)
+		}
+		return res, nil
+	}
+	return res, fmt.Errorf("vmm: vm %s: run ended without an outcome", vm.Name)
+}
+
+func (vm *VM) numCPUs() int { return max(vm.CPUs, 1) }
+
+// run is one vCPU's whole life: pin, create, set up or restore, loop, and
+// on a snapshot save. A failure other than the guest's own exit ends the
+// whole VM.
+func (v *vcpuRun) run(opt RunOptions) (err error) {
+	vm := v.vm
+	defer func() {
+		if err != nil && !errors.Is(err, errSnapshot) && !errors.Is(err, ErrExited) {
+			vm.fail(err)
+		}
+	}()
+	fail := func(what string, err error) error {
+		if vm.numCPUs() > 1 {
+			return fmt.Errorf("vmm: vm %s: vcpu %d: %s%w", vm.Name, v.index, what, err)
+		}
+		return fmt.Errorf("vmm: vm %s: %s%w", vm.Name, what, err)
+	}
+	v.sig.hostCPU.Store(int32(v.hostCPU))
+	if err := vm.platform.Pin(v.hostCPU); err != nil {
+		return fail("", err)
 	}
 	defer vm.platform.Unpin()
-	if err := vm.backend.EnableCPU(cpu); err != nil {
-		return res, fmt.Errorf("vmm: vm %s: %w", vm.Name, err)
+	if err := vm.backend.EnableCPU(v.hostCPU); err != nil {
+		return fail("", err)
 	}
 	_ = vm.platform.SetTick(int64(vm.Tick))
 	defer vm.platform.SetTick(0)
-	vc, err := vm.backend.NewVCPU(vm.Mem, cpu)
+	vc, err := vm.backend.NewVCPU(vm.Mem, v.hostCPU)
 	if err != nil {
-		return res, fmt.Errorf("vmm: vm %s: %w", vm.Name, err)
+		return fail("", err)
 	}
 	defer vc.Close()
+	v.cpu = vc
 	vc.SetTSCOffset(vm.TSCOffset)
+	guestCPUID := func(leaf, sub uint32) (a, b, c, d uint32) { return vm.guestCPUID(v.index, leaf, sub) }
+	v.platformMSRs = newPlatformMSRs(guestCPUID)
 	switch {
 	case opt.Restore != nil:
-		if err := vc.RestoreState(*opt.Restore); err != nil {
-			return res, fmt.Errorf("vmm: vm %s: restore: %w", vm.Name, err)
+		st := opt.Restore[v.index]
+		if err := vc.RestoreState(st); err != nil {
+			return fail("restore: ", err)
 		}
+		v.platformMSRs.restore(st.VMMMSRs)
+		v.waitSIPI, v.halted = st.WaitForSIPI, st.Halted
+	case v.index != 0:
+		v.initState()
+		v.waitSIPI = true
 	case opt.Setup != nil:
 		if err := opt.Setup(vc); err != nil {
-			return res, fmt.Errorf("vmm: vm %s: setup: %w", vm.Name, err)
+			return fail("setup: ", err)
 		}
 	}
-	if !vm.started {
-		vm.startClock(0)
+	if ic := vm.ic(v.index); ic != nil {
+		v.ps, _ = ic.(ProcessorSignals)
 	}
-	guestCPUID := func(leaf, sub uint32) (a, b, c, d uint32) { return vm.guestCPUID(0, leaf, sub) }
-	r := &vcpuRun{vm: vm, cpu: vc, index: 0, hostCPU: cpu, platformMSRs: newPlatformMSRs(guestCPUID)}
-	if opt.Restore != nil {
-		r.platformMSRs.restore(opt.Restore.VMMMSRs)
+	v.emu = emulate.New(v, v, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
+	stopAfter := opt.StopAfter
+	if v.index != 0 {
+		stopAfter = 0
 	}
-	r.emu = emulate.New(r, r, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
-	err = r.loop(opt.StopAfter)
-	res.Exits = r.exits
+	err = v.loop(stopAfter)
 	if errors.Is(err, errSnapshot) {
 		st, serr := vc.SaveState()
 		if serr != nil {
-			return res, fmt.Errorf("vmm: vm %s: save: %w", vm.Name, serr)
+			return fail("save: ", serr)
 		}
-		r.platformMSRs.save(&st)
-		res.Snapshot = &st
-		return res, nil
+		v.platformMSRs.save(&st)
+		st.WaitForSIPI, st.Halted = v.waitSIPI, v.halted
+		v.saved = &st
 	}
-	return res, err
+	return err
 }
 
 var errSnapshot = errors.New("snapshot point reached")
@@ -321,7 +472,7 @@ var errSnapshot = errors.New("snapshot point reached")
 // guestCPUID is the policy's CPUID (GuestCPUID) less what the backend
 // cannot let the guest use.
 func (vm *VM) guestCPUID(vcpu int, leaf, sub uint32) (a, b, c, d uint32) {
-	a, b, c, d = GuestCPUID(vm.platform.CPUID, vcpu, leaf, sub)
+	a, b, c, d = GuestCPUID(vm.platform.CPUID, vcpu, vm.numCPUs(), leaf, sub)
 	if h, ok := vm.backend.(CPUIDHider); ok {
 		ha, hb, hc, hd := h.HiddenCPUID(leaf, sub)
 		a, b, c, d = a&^ha, b&^hb, c&^hc, d&^hd
@@ -344,6 +495,13 @@ type vcpuRun struct {
 	// platformMSRs are the MSRs the VMM models itself (MTRRs, ...).
 	platformMSRs platformMSRs
 	recent       exitRing
+
+	sig      *vcpuSignal      // VM.signals[index]
+	ps       ProcessorSignals // INIT, SIPI, NMI from the local APIC; nil: none
+	waitSIPI bool             // in the wait-for-SIPI state (smp.go)
+	halted   bool             // in HLT (or stopped there for a snapshot)
+	nmi      bool             // an NMI waits for injection
+	saved    *State           // the state saved at a snapshot
 }
 
 // exitRing keeps the last exits and injected events of a vCPU for a stop
@@ -391,26 +549,50 @@ func (r *exitRing) lines() []string {
 func (v *vcpuRun) hostTSC() uint64 { return v.vm.platform.TSC() }
 
 func (v *vcpuRun) stop(reason string, err error) error {
-	return &StopError{VM: v.vm.Name, Reason: reason, RIP: v.cpu.Regs().RIP, Err: err, Recent: v.recent.lines()}
+	return &StopError{VM: v.vm.Name, Reason: reason, RIP: v.cpu.Regs().RIP, Err: err, Recent: v.recent.lines(),
+		VCPU: v.index, SMP: v.vm.numCPUs() > 1}
 }
 
 func (v *vcpuRun) loop(stopAfter uint64) error {
 	for {
-		if _, done := v.vm.ExitStatus(); done {
+		if v.vm.ended() {
 			return ErrExited
 		}
 		if v.vm.Watchdog > 0 && v.vm.elapsed() > v.vm.Watchdog {
 			return v.stop(fmt.Sprintf("watchdog: still running after %v", v.vm.Watchdog), nil)
 		}
-		if stopAfter != 0 && v.exits >= stopAfter {
+		if stopAfter != 0 && v.exits >= stopAfter && !v.vm.snapshot.Load() {
+			v.vm.snapshot.Store(true)
+			v.vm.Kick()
+		}
+		if v.vm.snapshot.Load() {
 			return errSnapshot
+		}
+		if err := v.takeSignals(); err != nil {
+			return err
+		}
+		if v.waitSIPI {
+			if err := v.waitForSIPI(); err != nil {
+				return err
+			}
+			continue
+		}
+		if v.halted {
+			if err := v.halt(); err != nil {
+				return err
+			}
+			continue
 		}
 		v.updateTimers()
 		v.deliverEvents()
+		if !v.sig.enter() {
+			continue // kicked since the events were looked at: look again
+		}
 		if o := v.vm.Observer; o != nil {
 			o.SwitchIn(v.hostCPU, v.vm.Now())
 		}
 		ex, err := v.cpu.Run()
+		v.sig.leave()
 		if o := v.vm.Observer; o != nil {
 			o.SwitchOut(v.hostCPU, v.vm.Now())
 		}
@@ -421,6 +603,7 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 		v.recent.add(ex, v.cpu.Regs().RIP, v.exits)
 		if ex.Reason < numReasons {
 			v.vm.Stats[ex.Reason].Add(1)
+			v.sig.stats[ex.Reason].Add(1)
 		}
 		if err := v.dispatch(ex); err != nil {
 			return err
@@ -444,7 +627,16 @@ func (v *vcpuRun) deliverEvents() {
 		v.pending = nil
 		return
 	}
-	ic := v.vm.IC
+	if v.nmi {
+		// NMI blocking (an NMI handler still running) is not tracked:
+		// the LAPIC delivers NMIs rarely (IPIs, LINT1) and latches one.
+		v.nmi = false
+		ev := v.vm.Inputs.Interrupt(v.index, Event{Type: EventNMI, Vector: 2})
+		v.recent.addInject(ev, v.cpu.Regs().RIP)
+		v.cpu.Inject(ev)
+		return
+	}
+	ic := v.vm.ic(v.index)
 	if ic == nil || !ic.HasInterrupt() {
 		v.cpu.InterruptWindow(false)
 		return
@@ -558,6 +750,7 @@ func (v *vcpuRun) handleHLT(ex Exit) error {
 	if err := v.skip(ex); err != nil {
 		return err
 	}
+	v.halted = true
 	return v.halt()
 }
 
@@ -597,41 +790,61 @@ func (v *vcpuRun) handleRefused(Exit) error {
 	return nil
 }
 
-// halt waits until an interrupt can be delivered, a device timer is due, or
-// the VM ends.
+// halt waits until an interrupt can be delivered, an NMI or INIT
+// arrives, a device timer is due, or the VM ends (or is to be saved: the
+// vCPU then stays halted in its state).
 func (v *vcpuRun) halt() error {
 	for {
-		if _, done := v.vm.ExitStatus(); done {
+		if v.vm.ended() || v.vm.snapshot.Load() {
 			return nil
 		}
 		v.updateTimers()
-		if v.vm.IC != nil && v.vm.IC.HasInterrupt() {
+		if err := v.takeSignals(); err != nil {
+			return err
+		}
+		if v.nmi || v.waitSIPI {
+			v.halted = false
+			return nil
+		}
+		if ic := v.vm.ic(v.index); ic != nil && ic.HasInterrupt() {
+			v.halted = false
 			return nil
 		}
 		if v.vm.Watchdog > 0 && v.vm.elapsed() > v.vm.Watchdog {
 			return v.stop(fmt.Sprintf("watchdog: halted for good after %v", v.vm.Watchdog), nil)
 		}
-		wait := 50 * time.Millisecond
-		now := v.vm.Now()
-		for _, t := range v.vm.Timers {
-			if e, ok := t.NextEvent(); ok {
-				if e <= now {
-					wait = 0
-				} else if d := time.Duration(e - now); d < wait {
-					wait = d
-				}
+		v.sleep(v.nextTimer(50 * time.Millisecond))
+	}
+}
+
+// nextTimer is how long until the earliest device timer is due, at most
+// limit.
+func (v *vcpuRun) nextTimer(limit time.Duration) time.Duration {
+	wait := limit
+	now := v.vm.Now()
+	for _, t := range v.vm.Timers {
+		if e, ok := t.NextEvent(); ok {
+			if e <= now {
+				return 0
+			} else if d := time.Duration(e - now); d < wait {
+				wait = d
 			}
 		}
-		if wait == 0 {
-			continue
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-v.vm.kick:
-		case <-timer.C:
-		}
-		timer.Stop()
 	}
+	return wait
+}
+
+// sleep blocks the vCPU's thread for at most d, or until it is kicked.
+func (v *vcpuRun) sleep(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	select {
+	case <-v.sig.wake:
+	case <-timer.C:
+	}
+	timer.Stop()
 }
 
 // skip moves RIP past the instruction that exited.

@@ -54,13 +54,25 @@ type guest struct {
 	disk    string // module copied into the virtio disk, "" for none
 	diskMiB uint64 // size of an empty disk when disk is "" (0: the PC's default)
 	memMiB  uint64 // 0: the PC's default
+	cpus    int    // vCPUs; 0: 1
 	sw      *vswitch.Switch
+}
+
+// hostCPUs places a VM's vCPUs: vCPU 0 on first, the others on the host
+// CPUs after it in turn, wrapping around, so that vCPUs spread over the
+// host CPUs and share one only when there are more vCPUs than CPUs.
+func hostCPUs(first, vcpus, ncpu int) []int {
+	cpus := make([]int, max(vcpus, 1))
+	for i := range cpus {
+		cpus[i] = (first + i) % max(ncpu, 1)
+	}
+	return cpus
 }
 
 // machineConfig reads the guest's modules into a PC configuration.
 func (g guest) machineConfig() (pc.Config, error) {
 	cfg := pc.Config{Name: g.name, Cmdline: g.cmdline, MemSize: g.memMiB << 20, DiskSize: g.diskMiB << 20,
-		Switch: g.sw, Console: os.Stdout}
+		CPUs: g.cpus, Switch: g.sw, Console: os.Stdout}
 	var err error
 	if cfg.Kernel, err = moduleBytes(g.kernel); err != nil {
 		return cfg, fmt.Errorf("kernel: %w", err)
@@ -111,10 +123,15 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 		return out, false
 	}
 	defer m.Close()
-	fmt.Printf("hv: vm %s: %s, %d MiB, kernel %d bytes, initrd %d bytes, cpu %d\n", g.name, m.Loaded.Kind, m.VM.Mem.Size()>>20, len(cfg.Kernel), len(cfg.Initrd)+moduleBytesLen(cfg.Modules), cpu)
+	placement := hostCPUs(cpu, m.VM.CPUs, boot.CPUCount())
+	where := fmt.Sprintf("cpu %d", cpu)
+	if len(placement) > 1 {
+		where = fmt.Sprintf("%d vCPUs on host cpus %v", len(placement), placement)
+	}
+	fmt.Printf("hv: vm %s: %s, %d MiB, kernel %d bytes, initrd %d bytes, %s\n", g.name, m.Loaded.Kind, m.VM.Mem.Size()>>20, len(cfg.Kernel), len(cfg.Initrd)+moduleBytesLen(cfg.Modules), where)
 	s.started(m)
 	start := time.Now()
-	out, exits, err := m.Run(cpu)
+	out, exits, err := m.Run(placement...)
 	fmt.Printf("hv: vm %s: %d exits in %v\n", g.name, exits, time.Since(start).Round(time.Millisecond))
 	// The slot's state changes before the line that reports it (on every
 	// path), so that a monitor command prompted by the line sees it.
@@ -163,8 +180,8 @@ func status(out pc.Outcome, ok bool) int {
 	return 1
 }
 
-// runVM runs the PC guest the boot options describe on CPU 0 and returns
-// the hypervisor's exit status.
+// runVM runs the PC guest the boot options describe, vCPU 0 on CPU 0, and
+// returns the hypervisor's exit status.
 func runVM(o *bootopt.VM) int {
 	b, err := newBackend()
 	if err != nil {
@@ -172,7 +189,7 @@ func runVM(o *bootopt.VM) int {
 		return 1
 	}
 	vs := vmSet{newSlot(guest{name: o.Name, kernel: o.Kernel, initrd: o.Initrd, cmdline: o.Append,
-		disk: o.Disk, memMiB: o.MemMiB})}
+		disk: o.Disk, memMiB: o.MemMiB, cpus: o.CPUs})}
 	done := make(chan struct{})
 	defer close(done)
 	fmt.Print(consoleHelp(vs))
@@ -200,7 +217,7 @@ func runConfig(name string) int {
 	guests := make([]guest, len(f.VMs))
 	for i, vm := range f.VMs {
 		g := guest{name: vm.Name, kernel: vm.Kernel, initrd: vm.Initrd, cmdline: vm.Cmdline,
-			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB}
+			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB, cpus: vm.CPUs}
 		if vm.NIC != "" {
 			if switches[vm.NIC] == nil {
 				switches[vm.NIC] = vswitch.New(0)

@@ -56,3 +56,6 @@ func (platform) Unpin() {
 	_ = setAffinity(mask)
 	runtime.UnlockOSThread()
 }
+
+// InterruptCPU makes a vCPU in guest mode on cpu exit (vmm.CPUInterrupter).
+func (platform) InterruptCPU(cpu int) { _ = boot.InterruptCPU(cpu) }

@@ -169,6 +169,29 @@ func linuxSpec() marker.Spec {
 	}
 }
 
+// The SMP run: the Linux VM with two vCPUs (vmm/smp.go), one on each of
+// the outer QEMU's two CPUs.
+const linuxSMPCmdline = `vm=linux cpus=2 kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr earlyprintk=serial,ttyS0"`
+
+// linuxSMPSpec: linuxSpec, with both vCPUs placed, brought up by the
+// kernel (its SMP summary) and online in /init's count.
+func linuxSMPSpec() marker.Spec {
+	s := linuxSpec()
+	s.Expect = marker.Patterns(`^hv: vm linux: Linux bzImage, 256 MiB, .*2 vCPUs on host cpus \[0 1\]$`,
+		`^linux: \[ *[0-9.]+\] Linux version 6\.1\.`,
+		`^linux: \[ *[0-9.]+\] smp: Brought up 1 node, 2 CPUs`,
+		`^linux: init: uname 6\.1\.[0-9]+-[0-9]+-cloud-amd64`,
+		`^linux: test: cpus 2 online 0-1`,
+		`^linux: test: virtio virtio0 device 0x0002 driver virtio_blk`,
+		`^linux: test: virtio virtio1 device 0x0001 driver virtio_net`,
+		`^linux: test: virtio virtio2 device 0x0003 driver virtio_console`,
+		`^linux: test: block vda sectors [1-9]`,
+		`^linux: test: net eth0 `,
+		`^linux: test: done`,
+		`^hv: vm linux: power-off$`)
+	return s
+}
+
 // The console run: the Linux VM with a shell on its console (hv.shell, as
 // "make run" boots it), driven through the hypervisor's serial console.
 const linuxShellCmdline = `vm=linux kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr hv.shell"`
@@ -353,6 +376,10 @@ func table() []run {
 		// `make linux-files` (qemu-test depends on it).
 		// The guest triple-faults now and then (issue 4, not found yet).
 		run{name: "qemu-linux-svm", boot: bootKernel, cmdline: linuxCmdline, qemu: linuxQEMU(), spec: linuxSpec(), timeout: qemuTimeout,
+			knownFlake: linuxSVMFlake},
+		// The same guest with two vCPUs (issue 4): the kernel starts the
+		// second through INIT and start-up IPIs and both come online.
+		run{name: "qemu-linux-smp2-svm", boot: bootKernel, cmdline: linuxSMPCmdline, qemu: linuxQEMU(), spec: linuxSMPSpec(), timeout: qemuTimeout,
 			knownFlake: linuxSVMFlake},
 		// Console input and the monitor (issue 4): a command typed into the
 		// guest's shell runs, and the monitor lists, stops and restarts

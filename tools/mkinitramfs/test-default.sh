@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # The default /test of the hv Linux guest: report what the kernel found and
 # power off. tools/mkinitramfs -test FILE replaces it.
+echo "test: cpus $(grep -c '^processor' /proc/cpuinfo) online $(cat /sys/devices/system/cpu/online)"
 for d in /sys/bus/virtio/devices/*; do
 	[ -e "$d" ] || continue
 	echo "test: virtio $(basename "$d") device $(cat "$d/device") driver $(basename "$(readlink "$d/driver")")"

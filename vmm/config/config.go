@@ -10,7 +10,7 @@
 //
 //	vm <name>                 starts a VM block; every other key belongs to the last vm
 //	memory <MiB>              guest RAM (default: the machine's)
-//	cpus <n>                  vCPUs; only 1 is supported today
+//	cpus <n>                  vCPUs, 1 to MaxCPUs (default 1)
 //	kernel <module>           bzImage, Multiboot or ELF image (required)
 //	initrd <module>           Linux initrd, or a Multiboot kernel's first module
 //	cmdline "<text>"          guest command line
@@ -32,7 +32,7 @@ import (
 const (
 	MaxMemoryMiB  = 3584
 	MaxDiskMiB    = 1024
-	MaxCPUs       = 1 // vCPUs per VM the VMM runs today
+	MaxCPUs       = 8 // vCPUs per VM: vmm.MaxCPUs (the xAPIC flat logical model's 8 processors)
 	MaxNameLen    = 32
 	MaxCmdlineLen = 4096
 	MaxVMs        = 64
@@ -153,11 +153,8 @@ func (p *parser) statement(l string) error {
 		vm.MemoryMiB = n
 	case "cpus":
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return p.errorf("cpus %q: want a count from 1", v)
-		}
-		if n > MaxCPUs {
-			return p.errorf("cpus %d: only %d vCPU per VM is supported today", n, MaxCPUs)
+		if err != nil || n < 1 || n > MaxCPUs {
+			return p.errorf("cpus %q: want a vCPU count from 1 to %d", v, MaxCPUs)
 		}
 		vm.CPUs = n
 	case "kernel", "initrd":

@@ -20,6 +20,7 @@ vm a
 
 vm b-2_x
 	kernel vmlinuz
+	cpus 8
 	disk disk.img
 	nic lan0
 `
@@ -33,7 +34,7 @@ func TestParse(t *testing.T) {
 		{"two VMs", twoVMs, &File{VMs: []VM{
 			{Name: "a", Line: 2, MemoryMiB: 256, CPUs: 1, Kernel: "vmlinuz", Initrd: "initramfs.cpio.gz",
 				Cmdline: `console=ttyS0 hv.ip=10.0.0.1 quote="x" back=\`, Disk: Disk{RAMMiB: 8}, NIC: "lan0"},
-			{Name: "b-2_x", Line: 11, CPUs: 1, Kernel: "vmlinuz", Disk: Disk{Module: "disk.img"}, NIC: "lan0"},
+			{Name: "b-2_x", Line: 11, CPUs: 8, Kernel: "vmlinuz", Disk: Disk{Module: "disk.img"}, NIC: "lan0"},
 		}}},
 		{"minimal, CRLF, unquoted cmdline", "vm x\r\nkernel k\r\ncmdline quiet\r\n", &File{VMs: []VM{
 			{Name: "x", Line: 1, CPUs: 1, Kernel: "k", Cmdline: "quiet"},
@@ -66,8 +67,9 @@ func TestParseErrors(t *testing.T) {
 		{"key before vm", "kernel k\nvm a\n", "vms.conf:1: kernel before the first `vm <name>`"},
 		{"no kernel", "vm a\nmemory 128\nvm b\nkernel k\n", "vms.conf:1: vm a has no kernel"},
 		{"no kernel at end", "vm a\nkernel k\nvm b\n", "vms.conf:3: vm b has no kernel"},
-		{"two cpus", "vm a\nkernel k\ncpus 2\n", "vms.conf:3: cpus 2: only 1 vCPU per VM is supported today"},
-		{"zero cpus", "vm a\nkernel k\ncpus 0\n", `vms.conf:3: cpus "0": want a count from 1`},
+		{"nine cpus", "vm a\nkernel k\ncpus 9\n", `vms.conf:3: cpus "9": want a vCPU count from 1 to 8`},
+		{"zero cpus", "vm a\nkernel k\ncpus 0\n", `vms.conf:3: cpus "0": want a vCPU count from 1 to 8`},
+		{"word cpus", "vm a\nkernel k\n\ncpus two\n", `vms.conf:4: cpus "two": want a vCPU count from 1 to 8`},
 		{"memory zero", "vm a\nmemory 0\n", `vms.conf:2: memory "0": want MiB from 1 to 3584`},
 		{"memory huge", "vm a\nmemory 3585\n", `vms.conf:2: memory "3585"`},
 		{"memory not a number", "vm a\nmemory 1G\n", `vms.conf:2: memory "1G"`},
@@ -148,7 +150,7 @@ func FuzzParse(f *testing.F) {
 			if vm.Kernel == "" || checkModule(vm.Kernel) != nil {
 				t.Fatalf("vm %s: bad kernel %q", vm.Name, vm.Kernel)
 			}
-			if vm.CPUs != 1 || vm.MemoryMiB > MaxMemoryMiB || vm.Disk.RAMMiB > MaxDiskMiB || len(vm.Cmdline) > MaxCmdlineLen {
+			if vm.CPUs < 1 || vm.CPUs > MaxCPUs || vm.MemoryMiB > MaxMemoryMiB || vm.Disk.RAMMiB > MaxDiskMiB || len(vm.Cmdline) > MaxCmdlineLen {
 				t.Fatalf("vm %s: value out of range: %+v", vm.Name, vm)
 			}
 			if vm.Disk.Module != "" && vm.Disk.RAMMiB != 0 {

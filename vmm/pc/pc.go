@@ -70,6 +70,10 @@ const (
 type Config struct {
 	Name    string
 	MemSize uint64 // bytes, a multiple of 2 MiB; 0: DefaultMemory
+	// CPUs is the number of vCPUs (0: 1; at most vmm.MaxCPUs). The MADT
+	// lists a local APIC for each, with APIC IDs 0 to CPUs-1; vCPU 0 is
+	// the bootstrap processor.
+	CPUs int
 	// Kernel is a bzImage, Multiboot or ELF image (vmm/loader).
 	Kernel  []byte
 	Initrd  []byte
@@ -135,8 +139,11 @@ type Machine struct {
 	Console *LineWriter
 	// COM1 is the serial port whose receiver the host's console feeds
 	// (uart.UART.Receive).
-	COM1   *uart.UART
+	COM1 *uart.UART
+	// LAPIC is the bootstrap processor's local APIC, LAPICs every vCPU's
+	// (LAPICs[0] == LAPIC).
 	LAPIC  *lapic.LAPIC
+	LAPICs []*lapic.LAPIC
 	IOAPIC *ioapic.IOAPIC
 	PIC    *pic.Pair
 	PCI    *pci.Host
@@ -172,18 +179,21 @@ func (f fanout) Set(level bool) {
 	}
 }
 
-// intrLine is the 8259's INTR output: it reaches the processor through
-// LINT0 (virtual wire) and wakes a halted vCPU, since with the APIC
-// globally disabled no LVT entry would.
+// intrLine is the 8259's INTR output: it reaches every processor's LINT0
+// (virtual wire; on a PC the LINT0 pins are wired together, and the
+// operating system masks it on all but one) and wakes the vCPUs that
+// take it, since with the APIC globally disabled no LVT entry would.
 type intrLine struct {
-	apic *lapic.LAPIC
-	vm   *vmm.VM
+	apics []*lapic.LAPIC
+	vm    *vmm.VM
 }
 
 func (l intrLine) Set(level bool) {
-	l.apic.SetLINT(0, level)
-	if level {
-		l.vm.Kick()
+	for i, a := range l.apics {
+		a.SetLINT(0, level)
+		if level && a.AcceptsPICInterrupts() {
+			l.vm.KickVCPU(i)
+		}
 	}
 }
 
@@ -202,7 +212,13 @@ func New(cfg Config, b vmm.Backend, p vmm.Platform) (*Machine, error) {
 	if len(cfg.Kernel) == 0 {
 		return nil, fmt.Errorf("pc: %s: no kernel", cfg.Name)
 	}
-	vm, err := vmm.NewVM(vmm.Config{Name: cfg.Name, Watchdog: cfg.Watchdog, TSCOffset: TSCOffset}, b, p, cfg.MemSize)
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
+	}
+	if cfg.CPUs < 1 || cfg.CPUs > vmm.MaxCPUs {
+		return nil, fmt.Errorf("pc: %s: %d vCPUs, want 1 to %d", cfg.Name, cfg.CPUs, vmm.MaxCPUs)
+	}
+	vm, err := vmm.NewVM(vmm.Config{Name: cfg.Name, Watchdog: cfg.Watchdog, TSCOffset: TSCOffset, CPUs: cfg.CPUs}, b, p, cfg.MemSize)
 	if err != nil {
 		return nil, err
 	}
@@ -243,19 +259,29 @@ func (m *Machine) build(cfg Config) error {
 	clk := clockFunc(vm.Now)
 	router := lapic.NewRouter()
 
-	// The I/O APIC ID follows the APIC IDs (one vCPU: ID 0).
-	const ioapicID = 1
+	// The I/O APIC ID follows the local APICs' IDs 0 to CPUs-1 (it is 4
+	// bits wide, so vmm.MaxCPUs keeps it valid).
+	ioapicID := uint8(cfg.CPUs)
 	m.IOAPIC = ioapic.New(ioapicID, router.Deliver)
-	m.LAPIC = lapic.New(lapic.Config{
-		ID: 0, BSP: true, Clock: clk, TSC: vmTSC{vm},
-		SendIPI: router.SendIPI,
-		EOI:     m.IOAPIC.EOI,
-		Kick:    vm.Kick,
-	})
-	router.Add(m.LAPIC)
+	apicIDs := make([]uint32, cfg.CPUs)
+	for i := range cfg.CPUs {
+		apicIDs[i] = uint32(i)
+		a := lapic.New(lapic.Config{
+			ID: uint32(i), BSP: i == 0, Clock: clk, TSC: vmTSC{vm},
+			SendIPI: router.SendIPI,
+			EOI:     m.IOAPIC.EOI,
+			Kick:    func() { vm.KickVCPU(i) },
+		})
+		router.Add(a)
+		m.LAPICs = append(m.LAPICs, a)
+	}
+	m.LAPIC = m.LAPICs[0]
+	// Firmware leaves the bootstrap processor in virtual-wire mode; the
+	// application processors' APICs are reset by the INIT that starts
+	// them.
 	firmwareLAPIC(m.LAPIC)
 
-	m.PIC = pic.New(intrLine{m.LAPIC, vm})
+	m.PIC = pic.New(intrLine{m.LAPICs, vm})
 	isa := func(n uint8) devices.IRQLine {
 		p, _ := m.PIC.Line(n)
 		pin := int(n)
@@ -304,12 +330,15 @@ func (m *Machine) build(cfg Config) error {
 	if err := m.PCI.AssignResources(pci.Window{Base: PCIMMIOBase, Limit: PCIMMIOLimit}, pci.Window{Base: PCIIOBase, Limit: PCIIOLimit}); err != nil {
 		return err
 	}
-	vm.IC = &interrupts{apic: m.LAPIC, pic: m.PIC}
-	vm.Local = &local{apics: []*lapic.LAPIC{m.LAPIC}}
-	vm.Timers = []vmm.Timer{timer, com1, cmos, pm, m.LAPIC}
+	vm.Timers = []vmm.Timer{timer, com1, cmos, pm}
+	for _, a := range m.LAPICs {
+		vm.ICs = append(vm.ICs, &interrupts{apic: a, pic: m.PIC})
+		vm.Timers = append(vm.Timers, a)
+	}
+	vm.Local = &local{apics: m.LAPICs}
 
 	tables, err := acpitables.Build(acpitables.Config{
-		APICIDs:  []uint32{0},
+		APICIDs:  apicIDs,
 		IOAPICID: ioapicID,
 		PMBase:   acpipm.DefaultBase,
 		PCI: &acpitables.PCI{BusFirst: 0, BusLast: 0,
@@ -444,10 +473,15 @@ func (m *Machine) Setup(c vmm.VCPU) error {
 	return nil
 }
 
-// Run runs the machine's vCPU on host CPU cpu until the guest ends it
-// (the Outcome) or the VMM stops it (the error).
-func (m *Machine) Run(cpu int) (Outcome, uint64, error) {
-	res, err := m.VM.Run(cpu, vmm.RunOptions{Setup: m.Setup})
+// Run runs the machine's vCPUs, vCPU i on host CPU hostCPUs[i] (missing
+// entries: hostCPUs[0], or CPU 0 when there are none), until the guest
+// ends it (the Outcome) or the VMM stops it (the error).
+func (m *Machine) Run(hostCPUs ...int) (Outcome, uint64, error) {
+	cpu := 0
+	if len(hostCPUs) > 0 {
+		cpu = hostCPUs[0]
+	}
+	res, err := m.VM.Run(cpu, vmm.RunOptions{Setup: m.Setup, HostCPUs: hostCPUs})
 	m.Console.Flush()
 	if errors.Is(err, vmm.ErrExited) {
 		m.mu.Lock()
@@ -484,6 +518,13 @@ func (c *interrupts) Acknowledge() uint8 {
 	c.apic.TakeExtINT()
 	return c.pic.Acknowledge()
 }
+
+// The local APIC's processor-level signals (vmm.ProcessorSignals).
+
+func (c *interrupts) TakeNMI() bool           { return c.apic.TakeNMI() }
+func (c *interrupts) TakeINIT() bool          { return c.apic.TakeINIT() }
+func (c *interrupts) TakeSIPI() (uint8, bool) { return c.apic.TakeSIPI() }
+func (c *interrupts) INITReset()              { c.apic.INITReset() }
 
 // local routes the xAPIC page and the APIC MSRs to the exiting vCPU's
 // LAPIC.

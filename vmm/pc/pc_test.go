@@ -13,6 +13,7 @@ import (
 	"hv/devices/virtio/net/vswitch"
 	"hv/vmm"
 	"hv/vmm/acpitables"
+	"hv/vmm/config"
 	"hv/vmm/loader"
 )
 
@@ -280,5 +281,12 @@ func TestCloseLeavesSwitch(t *testing.T) {
 	m.Close()
 	if err := m.port.Send(frame); err == nil {
 		t.Error("the closed machine's port still forwards frames")
+	}
+}
+
+// The configuration formats' vCPU limit is the VMM's.
+func TestMaxCPUsAgree(t *testing.T) {
+	if config.MaxCPUs != vmm.MaxCPUs {
+		t.Errorf("config.MaxCPUs = %d, vmm.MaxCPUs = %d", config.MaxCPUs, vmm.MaxCPUs)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"hv/vmm/config"
 )
 
 // Options are the parsed boot options.
@@ -35,11 +37,12 @@ type VM struct {
 	Disk   string // disk=<module>: virtio-blk contents, optional
 	Append string // append=<guest command line>
 	MemMiB uint64 // mem=<MiB>, 0: the machine's default
-	CPUs   int    // cpus=<n>, 0 when not given; only 1 is supported today
+	CPUs   int    // cpus=<n>, 0 when not given (1 vCPU)
 }
 
-// MaxCPUs is the most vCPUs a VM can have today: the VMM runs vCPU 0 only.
-const MaxCPUs = 1
+// MaxCPUs is the most vCPUs a VM can have: config.MaxCPUs (vmm.MaxCPUs,
+// the xAPIC flat logical model's 8 processors).
+const MaxCPUs = config.MaxCPUs
 
 // MaxMemMiB bounds mem= (the PC keeps guest RAM below its 3.5 GiB PCI
 // window).
@@ -66,7 +69,7 @@ var vmOptions = []string{"kernel", "initrd", "disk", "append", "mem", "cpus"}
 // Names lists the known options for error messages.
 func Names() []string {
 	return []string{"selftest", "selftest=crash", "bench", "guest=<name>[,<name>...]|list|all",
-		"vm=<name>", "kernel=<module>", "initrd=<module>", "disk=<module>", `append="<cmdline>"`, "mem=<MiB>", "cpus=1", "config=<module>"}
+		"vm=<name>", "kernel=<module>", "initrd=<module>", "disk=<module>", `append="<cmdline>"`, "mem=<MiB>", "cpus=<n>", "config=<module>"}
 }
 
 // Split tokenises a command line the way a shell would for simple cases:
@@ -215,11 +218,8 @@ func Parse(cmdline string) (Options, error) {
 				o.VM.MemMiB = n
 			case "cpus":
 				n, err := strconv.Atoi(value)
-				if err != nil || n < 1 {
-					return o, fmt.Errorf("bad value in boot option %q: want a vCPU count from 1", w)
-				}
-				if n > MaxCPUs {
-					return o, fmt.Errorf("boot option %q: only %d vCPU per VM is supported today", w, MaxCPUs)
+				if err != nil || n < 1 || n > MaxCPUs {
+					return o, fmt.Errorf("bad value in boot option %q: want a vCPU count from 1 to %d", w, MaxCPUs)
 				}
 				o.VM.CPUs = n
 			}
