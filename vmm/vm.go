@@ -122,9 +122,9 @@ var ErrExited = errors.New("guest exited")
 // VM is one virtual machine.
 type VM struct {
 	Config
-	Mem      *Memory
-	Bus      *bus.Bus
-	IC       InterruptController // vCPU 0's when ICs is nil; nil: no external interrupts
+	Mem *Memory
+	Bus *bus.Bus
+	IC  InterruptController // vCPU 0's when ICs is nil; nil: no external interrupts
 	// ICs are the interrupt controllers of each vCPU (its local APIC);
 	// nil: IC for vCPU 0 and none for the others.
 	ICs      []InterruptController
