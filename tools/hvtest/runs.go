@@ -143,6 +143,13 @@ func linuxQEMU() emu.QEMU {
 	return emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2, Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd}}
 }
 
+// linuxQEMU1 is linuxQEMU with a single CPU.
+func linuxQEMU1() emu.QEMU {
+	q := linuxQEMU()
+	q.SMP = 1
+	return q
+}
+
 // linuxSpec: the kernel's banner and the /init markers (the three virtio
 // devices bound, the disk and the NIC seen), then the ACPI power-off as the
 // VM's outcome and a successful exit. A module that failed to load, a
@@ -173,11 +180,12 @@ func linuxSpec() marker.Spec {
 // the outer QEMU's two CPUs.
 const linuxSMPCmdline = `vm=linux cpus=2 kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr earlyprintk=serial,ttyS0"`
 
-// linuxSMPSpec: linuxSpec, with both vCPUs placed, brought up by the
-// kernel (its SMP summary) and online in /init's count.
-func linuxSMPSpec() marker.Spec {
+// linuxSMPSpec: linuxSpec, with both vCPUs placed on the host CPUs
+// (placement, e.g. `0 1`), brought up by the kernel (its SMP summary) and
+// online in /init's count.
+func linuxSMPSpec(placement string) marker.Spec {
 	s := linuxSpec()
-	s.Expect = marker.Patterns(`^hv: vm linux: Linux bzImage, 256 MiB, .*2 vCPUs on host cpus \[0 1\]$`,
+	s.Expect = marker.Patterns(`^hv: vm linux: Linux bzImage, 256 MiB, .*2 vCPUs on host cpus \[`+placement+`\]$`,
 		`^linux: \[ *[0-9.]+\] Linux version 6\.1\.`,
 		`^linux: \[ *[0-9.]+\] smp: Brought up 1 node, 2 CPUs`,
 		`^linux: init: uname 6\.1\.[0-9]+-[0-9]+-cloud-amd64`,
@@ -379,7 +387,12 @@ func table() []run {
 			knownFlake: linuxSVMFlake},
 		// The same guest with two vCPUs (issue 4): the kernel starts the
 		// second through INIT and start-up IPIs and both come online.
-		run{name: "qemu-linux-smp2-svm", boot: bootKernel, cmdline: linuxSMPCmdline, qemu: linuxQEMU(), spec: linuxSMPSpec(), timeout: qemuTimeout,
+		run{name: "qemu-linux-smp2-svm", boot: bootKernel, cmdline: linuxSMPCmdline, qemu: linuxQEMU(), spec: linuxSMPSpec("0 1"), timeout: qemuTimeout,
+			knownFlake: linuxSVMFlake},
+		// Both vCPUs on the outer QEMU's only CPU: they take turns through
+		// the host scheduler's time slices, a host timer interrupt making
+		// the running one exit; an IPI to the other waits for its turn.
+		run{name: "qemu-linux-smp2-on1-svm", boot: bootKernel, cmdline: linuxSMPCmdline, qemu: linuxQEMU1(), spec: linuxSMPSpec("0 0"), timeout: qemuTimeout,
 			knownFlake: linuxSVMFlake},
 		// Console input and the monitor (issue 4): a command typed into the
 		// guest's shell runs, and the monitor lists, stops and restarts
