@@ -157,7 +157,7 @@ func (v *vcpuRun) takeSignals() error {
 	}
 	if vec, ok := v.ps.TakeSIPI(); ok && v.waitSIPI {
 		v.startup(vec)
-		v.waitSIPI = false
+		v.waitSIPI, v.halted = false, false
 	}
 	// In the wait-for-SIPI state an NMI stays latched in the LAPIC.
 	if !v.waitSIPI && v.ps.TakeNMI() {

@@ -802,7 +802,7 @@ func (v *vcpuRun) halt() error {
 		if err := v.takeSignals(); err != nil {
 			return err
 		}
-		if v.nmi || v.waitSIPI {
+		if v.nmi || !v.halted { // an NMI, or an INIT (and SIPI) took it out of HLT
 			v.halted = false
 			return nil
 		}

@@ -590,7 +590,9 @@ func (a *LAPIC) deliver(m Message) {
 		if m.Level && !m.Assert {
 			return // INIT level de-assert only resynchronises arbitration IDs
 		}
-		a.init = true
+		// INIT resets the processor: a start-up IPI that arrived before
+		// it is void (only one received in wait-for-SIPI starts it).
+		a.init, a.sipi, a.sipiVec = true, false, 0
 		a.cfg.Kick()
 	case StartUp:
 		a.sipi, a.sipiVec = true, m.Vector
