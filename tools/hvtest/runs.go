@@ -305,6 +305,13 @@ func linuxBochs(model string) emu.Bochs {
 	return emu.Bochs{Model: model, Count: 1, IPS: 40_000_000, MemMiB: 1024}
 }
 
+// linuxBochsSMP is linuxBochs with n CPUs.
+func linuxBochsSMP(model string, n int) emu.Bochs {
+	b := linuxBochs(model)
+	b.Count = n
+	return b
+}
+
 // guestBochs is a one-CPU Bochs machine for the guest runs.
 func guestBochs(model string) emu.Bochs {
 	return emu.Bochs{Model: model, Count: 1, IPS: 40_000_000}
@@ -428,6 +435,9 @@ func table() []run {
 		// modelled.
 		run{name: "bochs-linux-svm", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochs("ryzen"), spec: linuxSpec(), timeout: linuxBochsTimeout},
+		// Two vCPUs under Bochs VMX, one on each of two Skylake-X CPUs.
+		run{name: "bochs-linux-smp2-vmx", boot: bootBochs, cmdline: linuxSMPCmdline, modules: []string{linuxKernel, linuxInitrd},
+			bochs: linuxBochsSMP("corei7_skylake_x", 2), spec: linuxSMPSpec("0 1"), timeout: linuxBochsTimeout, optIn: true},
 		run{name: "bochs-linux-vmx-sandybridge", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochs("corei7_sandy_bridge_2600k"), spec: linuxSpec(), timeout: linuxBochsTimeout},
 		run{name: "bochs-sandybridge-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_sandy_bridge_2600k"), spec: guestsSpec(), timeout: bochsTimeout},

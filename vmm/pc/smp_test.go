@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"hv/boot/acpi"
 	"hv/devices/lapic"
 	"hv/vmm"
 )
@@ -448,4 +451,65 @@ func TestSMPSnapshot(t *testing.T) {
 		t.Error("one state restored into two vCPUs")
 	}
 }
+
 var debugScript = false
+
+// guestMem reads the VM's memory for boot/acpi's parser.
+type guestMem struct{ m *vmm.Memory }
+
+func (g guestMem) Bytes(addr, n uint64) ([]byte, bool) {
+	b := make([]byte, n)
+	if g.m.ReadPhys(addr, b) != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// The firmware tables of an N-vCPU PC list N enabled local APICs with IDs
+// 0 to N-1 and the I/O APIC after them; the LAPICs carry those IDs and only
+// vCPU 0's has the BSP flag.
+func TestSMPFirmware(t *testing.T) {
+	for _, n := range []int{1, 2, 5, vmm.MaxCPUs} {
+		m := newSMPMachine(t, n, &scriptBackend{})
+		mem := guestMem{m.VM.Mem}
+		rsdp, err := acpi.FindRSDP(mem, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root acpi.Tables
+		if err := acpi.ReadRoot(mem, rsdp, &root); err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := root.Find(acpi.SigMADT, 0)
+		b, err := acpi.Load(mem, addr, acpi.SigMADT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var madt acpi.MADT
+		if err := acpi.ParseMADT(b, &madt); err != nil {
+			t.Fatal(err)
+		}
+		var want []acpi.CPU
+		for i := range n {
+			want = append(want, acpi.CPU{APICID: uint32(i), ProcessorUID: uint32(i), Flags: acpi.CPUEnabled})
+		}
+		if d := cmp.Diff(want, madt.CPUList()); d != "" {
+			t.Errorf("%d vCPUs: MADT CPUs (-want +got):\n%s", n, d)
+		}
+		if io := madt.IOAPICList(); len(io) != 1 || io[0].ID != uint8(n) {
+			t.Errorf("%d vCPUs: I/O APICs %+v, want ID %d", n, io, n)
+		}
+		if len(m.LAPICs) != n || len(m.VM.ICs) != n {
+			t.Fatalf("%d vCPUs: %d LAPICs, %d interrupt controllers", n, len(m.LAPICs), len(m.VM.ICs))
+		}
+		for i, a := range m.LAPICs {
+			if a.ID() != uint32(i) || (a.Base()&lapic.BaseBSP != 0) != (i == 0) {
+				t.Errorf("%d vCPUs: LAPIC %d has ID %d, base %#x", n, i, a.ID(), a.Base())
+			}
+		}
+	}
+	if _, err := New(Config{Name: "many", CPUs: vmm.MaxCPUs + 1, MemSize: MinMemory, Kernel: elf64([]byte{0xF4})}, nil,
+		fakePlatform{fakeHost: &fakeHost{mem: make([]byte, MinMemory)}}); err == nil {
+		t.Errorf("%d vCPUs accepted", vmm.MaxCPUs+1)
+	}
+}
