@@ -3,6 +3,8 @@ package lapic
 import (
 	"bytes"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -514,5 +516,181 @@ func TestRestoreRejectsCorrupt(t *testing.T) {
 	}
 	if now, _ := a.SaveState(); !bytes.Equal(now, before) {
 		t.Error("failed restore changed the device")
+	}
+}
+
+// MP start-up signals (SDM 9.4.4, 11.6.1): an INIT voids a start-up IPI
+// that arrived before it; INIT, SIPI and NMI reach a software-disabled
+// APIC (only fixed interrupts need it enabled); a globally disabled one
+// takes nothing; reserved and ExtINT delivery modes send nothing.
+func TestStartupSignals(t *testing.T) {
+	r := newRig(3)
+	enable(r.apics[0])
+	send := func(dest uint32, low uint32) {
+		w32(r.apics[0], RegICRHigh, dest<<24)
+		w32(r.apics[0], RegICRLow, low)
+	}
+	send(1, 6<<8|0x12)           // SIPI first ...
+	send(1, 5<<8|icrLevelAssert) // ... then INIT: the SIPI is void
+	if _, ok := r.apics[1].TakeSIPI(); ok {
+		t.Error("a SIPI sent before the INIT survived it")
+	}
+	if !r.apics[1].TakeINIT() {
+		t.Error("INIT to a software-disabled APIC not taken")
+	}
+	send(1, 6<<8|0x34)
+	send(1, 6<<8|0x56) // two SIPIs coalesce; the last vector wins
+	if v, ok := r.apics[1].TakeSIPI(); !ok || v != 0x56 {
+		t.Errorf("SIPI %#x %v", v, ok)
+	}
+	send(1, 4<<8)
+	if !r.apics[1].TakeNMI() {
+		t.Error("NMI to a software-disabled APIC not taken")
+	}
+	send(1, 0x50) // fixed: dropped while software disabled
+	if _, ok := r.apics[1].PendingVector(); ok {
+		t.Error("fixed interrupt accepted by a software-disabled APIC")
+	}
+	// Globally disabled: nothing reaches it.
+	if err := r.apics[2].WriteMSR(MSRAPICBase, DefaultBase); err != nil {
+		t.Fatal(err)
+	}
+	send(2, 5<<8|icrLevelAssert)
+	send(2, 6<<8|0x10)
+	if r.apics[2].TakeINIT() {
+		t.Error("INIT reached a globally disabled APIC")
+	}
+	if _, ok := r.apics[2].TakeSIPI(); ok {
+		t.Error("SIPI reached a globally disabled APIC")
+	}
+	// Reserved mode 3 and ExtINT are not sendable; nothing arrives.
+	enable(r.apics[1])
+	for _, mode := range []uint32{3, 7} {
+		send(1, mode<<8|0x60)
+		if v, ok := r.apics[1].PendingVector(); ok {
+			t.Errorf("delivery mode %d delivered vector %#x", mode, v)
+		}
+		if r.apics[1].TakeExtINT() || r.apics[1].TakeNMI() || r.apics[1].TakeINIT() {
+			t.Errorf("delivery mode %d delivered a signal", mode)
+		}
+	}
+	// A fixed IPI with an illegal vector sets the sender's send-illegal-vector.
+	send(1, 0x05)
+	w32(r.apics[0], RegESR, 0)
+	if e := r32(r.apics[0], RegESR); e&ESRSendIllegalVector == 0 {
+		t.Errorf("ESR %#x after an IPI with vector 5", e)
+	}
+}
+
+// x2APIC destinations (SDM 11.12.9, 11.12.10): the 32-bit broadcast, the
+// shorthands, and logical cluster IDs that must match cluster and bit.
+func TestX2APICDestinations(t *testing.T) {
+	r := newRig(20)
+	for i, a := range r.apics {
+		base := uint64(DefaultBase | BaseEnable | BaseX2APIC)
+		if i == 0 {
+			base |= BaseBSP
+		}
+		if err := a.WriteMSR(MSRAPICBase, base); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.WriteMSR(0x80F, SVREnable|0xFF); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := func() []int {
+		var out []int
+		for i, a := range r.apics {
+			if v, ok := a.PendingVector(); ok {
+				out = append(out, i)
+				a.Acknowledge(v)
+				_ = a.WriteMSR(0x80B, 0)
+			}
+		}
+		return out
+	}
+	all := func(skip int) []int {
+		var out []int
+		for i := range 20 {
+			if i != skip {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		from int
+		icr  uint64
+		want []int
+	}{
+		{"physical 17", 0, 17<<32 | 0x50, []int{17}},
+		{"physical broadcast", 3, 0xFFFFFFFF<<32 | 0x50, all(-1)},
+		{"physical 0xFF is an ID, not a broadcast", 0, 0xFF<<32 | 0x50, nil},
+		{"all excluding self", 5, 3<<18 | 0x50, all(5)},
+		{"self", 7, 1<<18 | 0x50, []int{7}},
+		// Logical: cluster 1 (IDs 16-31), bits 0 and 2: IDs 16 and 18.
+		{"logical cluster 1", 0, (1<<16|0b101)<<32 | icrLogical | 0x50, []int{16, 18}},
+		// Cluster 0 bit 1: ID 1 only, not 17.
+		{"logical cluster 0", 0, (0<<16|0b10)<<32 | icrLogical | 0x50, []int{1}},
+		{"logical cluster 2: nobody", 0, (2<<16|0xFFFF)<<32 | icrLogical | 0x50, nil},
+	} {
+		if err := r.apics[c.from].WriteMSR(0x830, c.icr); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if d := cmp.Diff(c.want, got()); d != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, d)
+		}
+	}
+}
+
+// IPIs from every processor at once, while each acknowledges and EOIs
+// its own: the router and LAPIC locks keep every delivery consistent (go
+// test -race checks the locking). Edge IPIs of one vector coalesce while
+// pending, so each processor takes at least one and at most all of the
+// IPIs sent to it, and nothing is left pending or in service at the end.
+func TestConcurrentIPIs(t *testing.T) {
+	const n, rounds = 4, 200
+	router := NewRouter()
+	var apics []*LAPIC
+	var taken [n]atomic.Int64
+	for i := range n {
+		a := New(Config{ID: uint32(i), BSP: i == 0, SendIPI: router.SendIPI})
+		router.Add(a)
+		apics = append(apics, a)
+		enable(a)
+	}
+	take := func(i int) {
+		a := apics[i]
+		if v, ok := a.PendingVector(); ok && a.Acknowledge(v) {
+			w32(a, RegEOI, 0)
+			taken[i].Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				// Fixed IPI to the next processor; each sender its own vector.
+				w32(apics[i], RegICRHigh, uint32((i+1)%n)<<24)
+				w32(apics[i], RegICRLow, 0x40+uint32(i))
+				take(i)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		take(i)
+		if got := taken[i].Load(); got < 1 || got > rounds {
+			t.Errorf("processor %d took %d IPIs", i, got)
+		}
+		if v, ok := apics[i].PendingVector(); ok {
+			t.Errorf("processor %d: vector %#x still pending", i, v)
+		}
+		if isr := r32(apics[i], RegISR+0x20); isr != 0 {
+			t.Errorf("processor %d: ISR %#x", i, isr)
+		}
 	}
 }

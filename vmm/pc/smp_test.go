@@ -59,6 +59,9 @@ type scriptCPU struct {
 	injected []vmm.Event // taken by the "guest", in order
 	pending  *vmm.Event  // injected, not taken yet
 	notes    []string
+	loops    int    // repeat's counter
+	eoiDue   int    // interrupts taken and not EOIed by hltUntil yet
+	apicID   uint32 // what CPUID told the program
 }
 
 func (c *scriptCPU) program() ([]step, uint64, bool) {
@@ -78,6 +81,7 @@ func (c *scriptCPU) Run() (vmm.Exit, error) {
 	if c.pending != nil {
 		c.injected = append(c.injected, *c.pending)
 		c.pending = nil
+		c.eoiDue++
 	}
 	for {
 		p, start, ok := c.program()
@@ -162,9 +166,16 @@ func rdmsr(msr uint32) step {
 	}
 }
 
-// hltUntil halts until the vCPU has taken vector vec.
+// hltUntil halts until the vCPU has taken vector vec. Each interrupt
+// taken meanwhile is EOIed, as its handler would (a vector left in service
+// would hold back the others of its priority class).
 func hltUntil(vec uint8) step {
 	return func(c *scriptCPU) (vmm.Exit, bool) {
+		if c.eoiDue > 0 {
+			c.eoiDue--
+			ex, _ := wrmsr(msrEOI, 0)(c)
+			return ex, true
+		}
 		if c.took(vec) {
 			return vmm.Exit{}, false
 		}
@@ -511,5 +522,68 @@ func TestSMPFirmware(t *testing.T) {
 	if _, err := New(Config{Name: "many", CPUs: vmm.MaxCPUs + 1, MemSize: MinMemory, Kernel: elf64([]byte{0xF4})}, nil,
 		fakePlatform{fakeHost: &fakeHost{mem: make([]byte, MinMemory)}}); err == nil {
 		t.Errorf("%d vCPUs accepted", vmm.MaxCPUs+1)
+	}
+}
+
+// in and out are port accesses.
+func in(port uint16, size int) step {
+	return func(c *scriptCPU) (vmm.Exit, bool) {
+		return vmm.Exit{Reason: vmm.ExitIO, IO: vmm.IOAccess{Port: port, Size: size, In: true}}, false
+	}
+}
+
+func out(port uint16, size int, v uint32) step {
+	return func(c *scriptCPU) (vmm.Exit, bool) {
+		c.regs.RAX = uint64(v)
+		return vmm.Exit{Reason: vmm.ExitIO, IO: vmm.IOAccess{Port: port, Size: size}}, false
+	}
+}
+
+// repeat runs body n times (a loop in the guest): its steps are taken in
+// turn, each its own exit.
+func repeat(n int, body ...step) step {
+	return func(c *scriptCPU) (vmm.Exit, bool) {
+		k := c.loops
+		c.loops++
+		ex, _ := body[k%len(body)](c)
+		return ex, c.loops < n*len(body)
+	}
+}
+
+// Every vCPU at once on the shared devices (the PIT, CMOS, port 0x80, the
+// UART, the PCI configuration ports): with go test -race this checks the
+// devices' locking under the VMM's real concurrent vCPU loops. The BSP
+// starts every AP with the all-excluding-self shorthand; each AP reports
+// with its own vector (0x41 + APIC ID).
+func TestSMPSharedDevices(t *testing.T) {
+	const n = 4
+	bsp := []step{
+		x2apicOn(true),
+		wrmsr(msrSVR, lapic.SVREnable|0xFF),
+		wrmsr(msrICR, uint64(lapic.AllExcludingSelf)<<18|icrINIT|icrAssert),
+		wrmsr(msrICR, uint64(lapic.AllExcludingSelf)<<18|icrStartUp|sipiVector),
+	}
+	for id := 1; id < n; id++ {
+		bsp = append(bsp, hltUntil(0x41+uint8(id)), wrmsr(msrEOI, 0))
+	}
+	bsp = append(bsp, exitPort(3))
+	ap := []step{
+		cpuid(1),
+		check(func(c *scriptCPU) { c.apicID = uint32(c.regs.RBX >> 24) }),
+		x2apicOn(false),
+		wrmsr(msrSVR, lapic.SVREnable|0xFF),
+		repeat(100, in(0x40, 1), out(0x80, 1, 0x55), out(0x70, 1, 0x0A), in(0x71, 1),
+			out(0xCF8, 4, 0x80000000), in(0xCFC, 4), out(0x3F9, 1, 0), in(0x3FD, 1)),
+		func(c *scriptCPU) (vmm.Exit, bool) { return wrmsr(msrICR, uint64(0x41+c.apicID))(c) },
+		hltForever,
+	}
+	b := &scriptBackend{programs: map[uint64][]step{bspEntry: bsp, apStart: ap}}
+	m := newSMPMachine(t, n, b)
+	o, exits, err := m.Run(0, 1, 0, 1) // two vCPUs on each of two host CPUs
+	if err != nil || o.Kind != ExitPort || o.Value != 3 {
+		t.Fatalf("outcome %v %v, %v", o.Kind, o.Value, err)
+	}
+	if exits < (n-1)*800 {
+		t.Errorf("%d exits, want at least %d", exits, (n-1)*800)
 	}
 }
