@@ -125,6 +125,12 @@ func (vs vmSet) VMs() []monitor.VM {
 					v.ByReason = append(v.ByReason, monitor.Count{Reason: vmm.Reason(r).String(), N: n})
 				}
 			}
+			if s.last.CPUs > 1 {
+				for i := range s.last.CPUs {
+					_, n := s.last.VCPUExits(i)
+					v.VCPUExits = append(v.VCPUExits, n)
+				}
+			}
 		}
 		s.mu.Unlock()
 		l = append(l, v)

@@ -31,6 +31,8 @@ type VM struct {
 	// ByReason are exit counts by reason, in the order to print them
 	// (reasons with no exits left out).
 	ByReason []Count
+	// VCPUExits are each vCPU's exits, for a VM with more than one.
+	VCPUExits []uint64
 }
 
 // Count is a number of exits for one reason.
@@ -254,6 +256,14 @@ func (m *Monitor) list() {
 		if len(by) > 0 {
 			reasons = " (" + strings.Join(by, ", ") + ")"
 		}
-		m.printf("hv: monitor: vm %s: %s%s, %d exits%s\n", v.Name, v.State, console, v.Exits, reasons)
+		vcpus := ""
+		if len(v.VCPUExits) > 1 {
+			var per []string
+			for i, n := range v.VCPUExits {
+				per = append(per, fmt.Sprintf("vcpu%d %d", i, n))
+			}
+			vcpus = "; " + strings.Join(per, ", ")
+		}
+		m.printf("hv: monitor: vm %s: %s%s, %d exits%s%s\n", v.Name, v.State, console, v.Exits, reasons, vcpus)
 	}
 }
