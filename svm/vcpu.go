@@ -490,6 +490,17 @@ func (v *VCPU) InterceptRDTSC(on bool) {
 	c.InterceptMisc2 &^= InterceptRDTSCP
 }
 
+// InterceptPause implements vmm.PauseInterceptor: every PAUSE exits (APM
+// vol. 2 15.14.4; no pause filter is set, since QEMU TCG has none).
+func (v *VCPU) InterceptPause(on bool) {
+	c := &v.vmcb.Control
+	if on {
+		c.InterceptMisc1 |= InterceptPAUSE
+		return
+	}
+	c.InterceptMisc1 &^= InterceptPAUSE
+}
+
 var stateMSRs = []uint32{vmm.MSRPAT, vmm.MSRSTAR, vmm.MSRLSTAR, vmm.MSRCSTAR, vmm.MSRSFMASK,
 	vmm.MSRKernelGSBase, vmm.MSRSysenterCS, vmm.MSRSysenterESP, vmm.MSRSysenterEIP, vmm.MSRTSCAux}
 

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -64,6 +65,15 @@ type CPUInterrupter interface {
 	InterruptCPU(cpu int)
 }
 
+// PauseInterceptor is implemented by a VCPU that can make PAUSE exit.
+// The VMM asks for it when vCPUs of one VM share a host CPU: a guest
+// spinning with PAUSE (a spinlock, a wait for another vCPU's answer to an
+// IPI) most likely waits for a vCPU that cannot run until this one gives
+// the CPU up, so the exit yields (as KVM's pause-loop exiting does).
+type PauseInterceptor interface {
+	InterceptPause(on bool)
+}
+
 // vcpuSignal is what other threads need to reach one vCPU.
 type vcpuSignal struct {
 	wake    chan struct{} // one token: something changed, look again
@@ -113,6 +123,31 @@ func (vm *VM) KickVCPU(i int) {
 			ci.InterruptCPU(int(s.hostCPU.Load()))
 		}
 	}
+}
+
+// sharesHostCPU reports whether another vCPU of the run is placed on
+// vCPU i's host CPU.
+func sharesHostCPU(hosts []int, i int) bool {
+	for j, h := range hosts {
+		if j != i && h == hosts[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// handlePause finishes a PAUSE and, while a sibling vCPU shares the host
+// CPU, gives it the CPU: runtime.Gosched hands this goroutine's P (and with
+// it the host CPU) to a runnable vCPU goroutine, and the thread is
+// rescheduled by the platform like any other.
+func (v *vcpuRun) handlePause(ex Exit) error {
+	if err := v.skip(ex); err != nil {
+		return err
+	}
+	if v.shared {
+		runtime.Gosched()
+	}
+	return nil
 }
 
 // VCPUExits returns vCPU i's exit counts by reason since the VM was made.

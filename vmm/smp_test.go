@@ -184,3 +184,12 @@ func (hostPlatform) SetTick(int64) error                        { return nil }
 func (hostPlatform) CPUID(leaf, sub uint32) (a, b, c, d uint32) { return 0, 0, 0, 0 }
 func (hostPlatform) TSC() uint64                                { return 0 }
 func (hostPlatform) TSCHz() uint64                              { return 1e9 }
+
+func TestSharesHostCPU(t *testing.T) {
+	hosts := []int{0, 1, 0, 2}
+	for i, want := range []bool{true, false, true, false} {
+		if got := sharesHostCPU(hosts, i); got != want {
+			t.Errorf("vCPU %d on %v: shares %v", i, hosts, got)
+		}
+	}
+}

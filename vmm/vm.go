@@ -345,13 +345,16 @@ func (vm *VM) Run(cpu int, opt RunOptions) (Result, error) {
 	}
 	runs := make([]*vcpuRun, n)
 	errs := make([]error, n)
+	hosts := make([]int, n)
+	for i := range hosts {
+		hosts[i] = cpu
+		if i < len(opt.HostCPUs) {
+			hosts[i] = opt.HostCPUs[i]
+		}
+	}
 	var wg sync.WaitGroup
 	for i := n - 1; i >= 0; i-- {
-		host := cpu
-		if i < len(opt.HostCPUs) {
-			host = opt.HostCPUs[i]
-		}
-		runs[i] = &vcpuRun{vm: vm, index: i, hostCPU: host, sig: &vm.signals[i]}
+		runs[i] = &vcpuRun{vm: vm, index: i, hostCPU: hosts[i], sig: &vm.signals[i], shared: sharesHostCPU(hosts, i)}
 		if i == 0 {
 			break
 		}
@@ -428,6 +431,9 @@ func (v *vcpuRun) run(opt RunOptions) (err error) {
 	defer vc.Close()
 	v.cpu = vc
 	vc.SetTSCOffset(vm.TSCOffset)
+	if pi, ok := vc.(PauseInterceptor); ok && v.shared {
+		pi.InterceptPause(true)
+	}
 	guestCPUID := func(leaf, sub uint32) (a, b, c, d uint32) { return vm.guestCPUID(v.index, leaf, sub) }
 	v.platformMSRs = newPlatformMSRs(guestCPUID)
 	switch {
@@ -501,6 +507,7 @@ type vcpuRun struct {
 	waitSIPI bool             // in the wait-for-SIPI state (smp.go)
 	halted   bool             // in HLT (or stopped there for a snapshot)
 	nmi      bool             // an NMI waits for injection
+	shared   bool             // another vCPU of the VM runs on the same host CPU
 	saved    *State           // the state saved at a snapshot
 }
 
@@ -670,7 +677,7 @@ var exitHandlers = [numReasons]exitHandler{
 	ExitRDTSCP:            (*vcpuRun).handleRDTSC,
 	ExitHLT:               (*vcpuRun).handleHLT,
 	ExitHypercall:         (*vcpuRun).handleHypercall,
-	ExitPause:             (*vcpuRun).skip,
+	ExitPause:             (*vcpuRun).handlePause,
 	ExitXSETBV:            (*vcpuRun).handleXSETBV,
 	ExitVirtInstr:         (*vcpuRun).handleRefused,
 	ExitInvalidOpcode:     (*vcpuRun).handleRefused,

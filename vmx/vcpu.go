@@ -889,6 +889,15 @@ func (v *VCPU) InterceptRDTSC(on bool) {
 	v.setControl(&v.ctl.Proc, VMCSProcBasedControls, ProcRDTSCExiting, on)
 }
 
+// InterceptPause implements vmm.PauseInterceptor with the "PAUSE exiting"
+// control (SDM 25.6.2), where the processor allows it.
+func (v *VCPU) InterceptPause(on bool) {
+	if on && v.b.caps.Proc.May1&ProcPAUSEExiting == 0 {
+		return
+	}
+	v.setControl(&v.ctl.Proc, VMCSProcBasedControls, ProcPAUSEExiting, on)
+}
+
 var stateMSRs = []uint32{vmm.MSRPAT, vmm.MSRSTAR, vmm.MSRLSTAR, vmm.MSRCSTAR, vmm.MSRSFMASK,
 	vmm.MSRKernelGSBase, vmm.MSRSysenterCS, vmm.MSRSysenterESP, vmm.MSRSysenterEIP, vmm.MSRTSCAux}
 

@@ -52,16 +52,17 @@ func (b *scriptBackend) NewVCPU(mem *vmm.Memory, cpu int) (vmm.VCPU, error) {
 }
 
 type scriptCPU struct {
-	b        *scriptBackend
-	regs     vmm.Regs
-	sregs    vmm.SRegs
-	off      int64
-	injected []vmm.Event // taken by the "guest", in order
-	pending  *vmm.Event  // injected, not taken yet
-	notes    []string
-	loops    int    // repeat's counter
-	eoiDue   int    // interrupts taken and not EOIed by hltUntil yet
-	apicID   uint32 // what CPUID told the program
+	b          *scriptBackend
+	regs       vmm.Regs
+	sregs      vmm.SRegs
+	off        int64
+	injected   []vmm.Event // taken by the "guest", in order
+	pending    *vmm.Event  // injected, not taken yet
+	notes      []string
+	loops      int    // repeat's counter
+	eoiDue     int    // interrupts taken and not EOIed by hltUntil yet
+	apicID     uint32 // what CPUID told the program
+	pauseExits bool   // InterceptPause(true): a sibling vCPU shares the host CPU
 }
 
 func (c *scriptCPU) program() ([]step, uint64, bool) {
@@ -126,6 +127,7 @@ func (c *scriptCPU) CanInterrupt() bool     { return c.pending == nil }
 func (c *scriptCPU) SetTSCOffset(off int64) { c.off = off }
 func (c *scriptCPU) TSCOffset() int64       { return c.off }
 func (c *scriptCPU) InterceptRDTSC(bool)    {}
+func (c *scriptCPU) InterceptPause(on bool) { c.pauseExits = on }
 func (c *scriptCPU) Close() error           { return nil }
 func (c *scriptCPU) SaveState() (vmm.State, error) {
 	return vmm.State{Regs: c.regs, SRegs: c.sregs, TSCOffset: c.off}, nil
@@ -323,6 +325,11 @@ func TestSMPStartup(t *testing.T) {
 	}
 	if _, n := m.VM.VCPUExits(1); n == 0 {
 		t.Error("no exits counted for vCPU 1")
+	}
+	for i, c := range b.cpus {
+		if c.pauseExits {
+			t.Errorf("vCPU %d has a host CPU of its own but PAUSE exits", i)
+		}
 	}
 }
 
@@ -585,5 +592,10 @@ func TestSMPSharedDevices(t *testing.T) {
 	}
 	if exits < (n-1)*800 {
 		t.Errorf("%d exits, want at least %d", exits, (n-1)*800)
+	}
+	for i, c := range b.cpus {
+		if !c.pauseExits {
+			t.Errorf("vCPU %d shares its host CPU but PAUSE does not exit", i)
+		}
 	}
 }
