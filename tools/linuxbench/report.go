@@ -234,7 +234,7 @@ func (r *results) section() string {
 	if len(fails) == 0 {
 		b.WriteString("\nNo run failed.\n")
 	} else {
-		b.WriteString("\nFailed runs (counted, not used in the figures; the Linux VM under QEMU TCG's SVM now and then triple-faults during boot, an open bug of issue 4):\n\n")
+		b.WriteString("\nFailed runs (counted, not used in the figures):\n\n")
 		b.WriteString(strings.Join(fails, "\n") + "\n")
 	}
 	b.WriteString("\n")
