@@ -52,8 +52,8 @@ type Timer interface {
 // CPU, on that CPU: cache monitoring reads the PMU there so that each vCPU's
 // counts are its own.
 type SwitchObserver interface {
-	SwitchIn(hostCPU int, now uint64)
-	SwitchOut(hostCPU int, now uint64)
+	SwitchIn(vcpu, hostCPU int, now uint64)
+	SwitchOut(vcpu, hostCPU int, now uint64)
 }
 
 // Config describes a VM.
@@ -408,11 +408,11 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 		v.updateTimers()
 		v.deliverEvents()
 		if o := v.vm.Observer; o != nil {
-			o.SwitchIn(v.hostCPU, v.vm.Now())
+			o.SwitchIn(v.index, v.hostCPU, v.vm.Now())
 		}
 		ex, err := v.cpu.Run()
 		if o := v.vm.Observer; o != nil {
-			o.SwitchOut(v.hostCPU, v.vm.Now())
+			o.SwitchOut(v.index, v.hostCPU, v.vm.Now())
 		}
 		if err != nil {
 			return v.stop("entry failed: "+err.Error(), err)
