@@ -56,6 +56,7 @@ type guest struct {
 	memMiB  uint64 // 0: the PC's default
 	cpus    int    // vCPUs; 0: 1
 	sw      *vswitch.Switch
+	cache   *cacheMon // cache monitoring the VM reports to (boot option cachemon)
 }
 
 // hostCPUs places a VM's vCPUs: vCPU 0 on first, the others on the host
@@ -123,6 +124,9 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 		return out, false
 	}
 	defer m.Close()
+	if err := g.cache.attach(m.VM, m.VM.CPUs); err != nil {
+		fmt.Printf("hv: vm %s: %v; running without cache monitoring\n", g.name, err)
+	}
 	placement := hostCPUs(cpu, m.VM.CPUs, boot.CPUCount())
 	where := fmt.Sprintf("cpu %d", cpu)
 	if len(placement) > 1 {
@@ -148,6 +152,9 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 			fmt.Printf("hv: vm %s: %v\n", g.name, err)
 		}
 		return out, false
+	}
+	if g.cache != nil && g.cache.s != nil {
+		g.cache.writeText(os.Stdout, "hv: vm "+g.name+": ")
 	}
 	if out.Kind == pc.Stopped {
 		fmt.Printf("hv: vm %s: stopped by the monitor\n", g.name)
@@ -182,14 +189,14 @@ func status(out pc.Outcome, ok bool) int {
 
 // runVM runs the PC guest the boot options describe, vCPU 0 on CPU 0, and
 // returns the hypervisor's exit status.
-func runVM(o *bootopt.VM) int {
+func runVM(o *bootopt.VM, cache *cacheMon) int {
 	b, err := newBackend()
 	if err != nil {
 		fmt.Printf("hv: error: vm %s: %v\n", o.Name, err)
 		return 1
 	}
 	vs := vmSet{newSlot(guest{name: o.Name, kernel: o.Kernel, initrd: o.Initrd, cmdline: o.Append,
-		disk: o.Disk, memMiB: o.MemMiB, cpus: o.CPUs})}
+		disk: o.Disk, memMiB: o.MemMiB, cpus: o.CPUs, cache: cache})}
 	done := make(chan struct{})
 	defer close(done)
 	fmt.Print(consoleHelp(vs))
@@ -202,7 +209,7 @@ func runVM(o *bootopt.VM) int {
 // for a CPU to free), VMs naming the same nic on one virtual switch. It
 // returns the exit status: a single VM's as runVM gives it, else 0 when
 // every VM powered off and 1 otherwise.
-func runConfig(name string) int {
+func runConfig(name string, cache *cacheMon) int {
 	data, err := moduleBytes(name)
 	if err != nil {
 		fmt.Printf("hv: error: config: %v\n", err)
@@ -217,7 +224,7 @@ func runConfig(name string) int {
 	guests := make([]guest, len(f.VMs))
 	for i, vm := range f.VMs {
 		g := guest{name: vm.Name, kernel: vm.Kernel, initrd: vm.Initrd, cmdline: vm.Cmdline,
-			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB, cpus: vm.CPUs}
+			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB, cpus: vm.CPUs, cache: cache}
 		if vm.NIC != "" {
 			if switches[vm.NIC] == nil {
 				switches[vm.NIC] = vswitch.New(0)

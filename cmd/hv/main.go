@@ -40,10 +40,10 @@ func main() {
 		}
 	}
 	if opts.VM != nil {
-		boot.Exit(runVM(opts.VM))
+		boot.Exit(runVM(opts.VM, newCacheMon(opts.CacheMonMs)))
 	}
 	if opts.Config != "" {
-		boot.Exit(runConfig(opts.Config))
+		boot.Exit(runConfig(opts.Config, newCacheMon(opts.CacheMonMs)))
 	}
 	boot.Exit(0)
 }

@@ -24,6 +24,12 @@ type QEMU struct {
 	Binary string // default "qemu-system-x86_64"
 	// Accel is "tcg" or "kvm"; default "tcg".
 	Accel string
+	// SingleThreadTCG runs every CPU of a TCG machine on one host thread
+	// (-accel tcg,thread=single) instead of one thread per CPU. QEMU 7.2's
+	// multi-threaded TCG loses a guest's nested-paging translations now
+	// and then (docs/testing.md, "QEMU's multi-threaded TCG"),
+	// which Linux guests hit; round-robin TCG does not. Ignored under KVM.
+	SingleThreadTCG bool
 	// CPU is the -cpu model, e.g. "EPYC" or "qemu64,-svm"; default "EPYC"
 	// (it has SVM and NPT under TCG).
 	CPU    string
@@ -80,6 +86,9 @@ func (q QEMU) Args() ([]string, error) {
 	}
 	if mem < 0 || smp < 0 {
 		return nil, fmt.Errorf("emu: bad memory %d MiB or %d CPUs", mem, smp)
+	}
+	if accel == "tcg" && q.SingleThreadTCG {
+		accel = "tcg,thread=single"
 	}
 	a := []string{
 		"-accel", accel,

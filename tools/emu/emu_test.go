@@ -55,6 +55,18 @@ func TestQEMUArgs(t *testing.T) {
 			want: join([]string{"-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1"}, common,
 				[]string{"-net", "none", "-kernel", "k", "-s"}),
 		},
+		{
+			name: "single-threaded TCG",
+			q:    QEMU{Kernel: "k", SMP: 2, SingleThreadTCG: true},
+			want: join([]string{"-accel", "tcg,thread=single", "-cpu", "EPYC", "-m", "512", "-smp", "2"}, common,
+				[]string{"-net", "none", "-kernel", "k"}),
+		},
+		{
+			name: "single-threaded TCG means nothing to KVM",
+			q:    QEMU{Accel: "kvm", CPU: "host", Kernel: "k", SingleThreadTCG: true},
+			want: join([]string{"-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1"}, common,
+				[]string{"-net", "none", "-kernel", "k"}),
+		},
 		{name: "no boot source", q: QEMU{}, wantErr: "exactly one"},
 		{name: "two boot sources", q: QEMU{Kernel: "k", CDROM: "c"}, wantErr: "exactly one"},
 		{name: "append without kernel", q: QEMU{CDROM: "c", Append: "selftest"}, wantErr: "needs Kernel"},

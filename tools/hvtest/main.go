@@ -141,13 +141,6 @@ func runAll(ctx context.Context, o options, runs []run, out io.Writer) (int, err
 				}
 			}
 			res := emurun.Run(ctx, j)
-			if !res.Verdict.Pass && r.knownFlake != nil && r.knownFlake.MatchString(res.Verdict.Reason) {
-				first := res.Verdict.Reason
-				res = emurun.Run(ctx, j)
-				mu.Lock()
-				fmt.Fprintf(out, "RETRY %s: first attempt hit a known open bug: %s\n", r.name, first)
-				mu.Unlock()
-			}
 			mu.Lock()
 			defer mu.Unlock()
 			if report(out, res, o.keep) {
