@@ -186,6 +186,10 @@ type Guest struct {
 	// levels down. Past it, the VMM's watchdog stops the VM (StopWatchdog);
 	// for loop-forever that is the expected outcome.
 	Timeout time.Duration
+	// CPUs is the number of vCPUs (1 for every guest but smp-ipi): vCPU 0
+	// starts at LoadAddr, the others wait for INIT and a start-up IPI, and
+	// each has a local APIC (x2APIC ID = vCPU index).
+	CPUs int
 }
 
 // Timeouts. Normal guests finish in well under a second of guest time; the
@@ -201,6 +205,7 @@ type spec struct {
 	name, desc, mode string
 	expect           Outcome
 	timeout          time.Duration
+	cpus             int // vCPUs; 0: 1
 }
 
 // families are the checks that run once per mode, as <family>-<mode>.
@@ -264,6 +269,9 @@ func specs() []spec {
 		spec{name: "outside-ram", mode: ModeProt32,
 			desc:   "isolation: a read of guest physical 80000000h, neither RAM nor a device; the VMM stops the VM",
 			expect: Outcome{Kind: Stopped, StopReason: StopOutsideMemory}},
+		spec{name: "smp-ipi", mode: ModeReal, cpus: 2,
+			desc:   "two vCPUs: the BSP starts the AP with INIT and SIPI through its x2APIC; the AP reports APIC ID 1 without the BSP flag and sends the BSP a fixed IPI",
+			expect: Outcome{Kind: ExitCode}},
 		spec{name: "loop-forever", mode: ModeReal,
 			desc:    "isolation: CLI and a jump to itself; the VMM's watchdog stops the VM",
 			expect:  Outcome{Kind: Stopped, StopReason: StopWatchdog},
@@ -287,6 +295,7 @@ func (s spec) guest() Guest {
 		MemSize:     DefaultMemSize,
 		Expect:      exp,
 		Timeout:     t,
+		CPUs:        max(s.cpus, 1),
 	}
 }
 

@@ -42,6 +42,7 @@ func Catalog() map[string]Spec {
 			MemSize:     g.MemSize,
 			Timeout:     g.Timeout,
 			WantConsole: g.Expect.Console,
+			CPUs:        g.CPUs,
 		}
 		switch g.Expect.Kind {
 		case testguests.ExitCode:

@@ -18,6 +18,7 @@ import (
 
 	"hv/devices"
 	"hv/devices/debugport"
+	"hv/devices/lapic"
 	"hv/devices/pic"
 	"hv/devices/pit"
 	"hv/devices/rtc"
@@ -49,6 +50,7 @@ type Spec struct {
 	WantConsole []string
 	Corrupt     func(vmm.VCPU) // optional: break the initial state on purpose
 	StopAfter   uint64         // optional: snapshot after this many exits and resume in a fresh VM
+	CPUs        int            // vCPUs (0: 1); more than one get local APICs
 }
 
 // lineWriter turns bytes from the guest's console devices into lines
@@ -130,6 +132,7 @@ type Machine struct {
 	VM      *vmm.VM
 	Console *lineWriter
 	PIC     *pic.Pair
+	LAPICs  []*lapic.LAPIC     // with more than one vCPU
 	Devices []devices.Stateful // in a fixed order, for save and restore
 }
 
@@ -143,7 +146,7 @@ func newMachine(spec Spec, b vmm.Backend, p vmm.Platform, console *lineWriter) (
 	if size == 0 {
 		size = 4 << 20
 	}
-	vm, err := vmm.NewVM(vmm.Config{Name: spec.Name, Watchdog: spec.Timeout, TSCOffset: TSCOffset}, b, p, size)
+	vm, err := vmm.NewVM(vmm.Config{Name: spec.Name, Watchdog: spec.Timeout, TSCOffset: TSCOffset, CPUs: spec.CPUs}, b, p, size)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +178,9 @@ func newMachine(spec Spec, b vmm.Backend, p vmm.Platform, console *lineWriter) (
 	}
 	vm.Timers = []vmm.Timer{pt, com1, mmioUART, rt}
 	m.Devices = []devices.Stateful{m.PIC, pt, com1, mmioUART, rt}
+	if spec.CPUs > 1 {
+		m.addLAPICs(spec.CPUs, clk)
+	}
 	if len(spec.Image) == 0 || uint64(len(spec.Image)) > size-LoadAddr {
 		vm.Close()
 		return nil, fmt.Errorf("testpc: %s: image of %d bytes does not fit", spec.Name, len(spec.Image))
