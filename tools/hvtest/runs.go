@@ -440,9 +440,12 @@ func table() []run {
 		// modelled.
 		run{name: "bochs-linux-svm", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochs("ryzen"), spec: linuxSpec(), timeout: linuxBochsTimeout},
-		// Two vCPUs under Bochs VMX, one on each of two Skylake-X CPUs.
+		// Two vCPUs under Bochs VMX and SVM, one on each of two CPUs:
+		// opt-in, 4-5 minutes each on a loaded machine.
 		run{name: "bochs-linux-smp2-vmx", boot: bootBochs, cmdline: linuxSMPCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochsSMP("corei7_skylake_x", 2), spec: linuxSMPSpec("0 1"), timeout: linuxBochsTimeout, optIn: true},
+		run{name: "bochs-linux-smp2-svm", boot: bootBochs, cmdline: linuxSMPCmdline, modules: []string{linuxKernel, linuxInitrd},
+			bochs: linuxBochsSMP("ryzen", 2), spec: linuxSMPSpec("0 1"), timeout: linuxBochsTimeout, optIn: true},
 		run{name: "bochs-linux-vmx-sandybridge", boot: bootBochs, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
 			bochs: linuxBochs("corei7_sandy_bridge_2600k"), spec: linuxSpec(), timeout: linuxBochsTimeout},
 		run{name: "bochs-sandybridge-guests", boot: bootBochs, cmdline: "guest=all", bochs: guestBochs("corei7_sandy_bridge_2600k"), spec: guestsSpec(), timeout: bochsTimeout},
