@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -79,8 +80,47 @@ type vcpuSignal struct {
 	wake    chan struct{} // one token: something changed, look again
 	inGuest atomic.Bool   // between the last look and the exit
 	hostCPU atomic.Int32  // where the vCPU runs
+	state   atomic.Int32  // a VCPUState
 	stats   [numReasons]atomic.Uint64
 }
+
+// VCPUState is what a vCPU is doing, for the monitor.
+type VCPUState int32
+
+// vCPU states.
+const (
+	VCPUNotStarted VCPUState = iota // its run has not begun
+	VCPURunning                     // in or around guest mode
+	VCPUHalted                      // in HLT
+	VCPUWaitSIPI                    // an application processor waiting for a start-up IPI
+	VCPUEnded                       // its run is over
+)
+
+func (s VCPUState) String() string {
+	switch s {
+	case VCPUNotStarted:
+		return "not started"
+	case VCPURunning:
+		return "running"
+	case VCPUHalted:
+		return "halted"
+	case VCPUWaitSIPI:
+		return "waiting for SIPI"
+	case VCPUEnded:
+		return "ended"
+	}
+	return fmt.Sprintf("VCPUState(%d)", int32(s))
+}
+
+// VCPUState returns what vCPU i is doing now.
+func (vm *VM) VCPUState(i int) VCPUState {
+	if i < 0 || i >= len(vm.signals) {
+		return VCPUNotStarted
+	}
+	return VCPUState(vm.signals[i].state.Load())
+}
+
+func (s *vcpuSignal) setState(st VCPUState) { s.state.Store(int32(st)) }
 
 func newSignals(n int) []vcpuSignal {
 	s := make([]vcpuSignal, n)
@@ -205,6 +245,8 @@ func (v *vcpuRun) takeSignals() error {
 // it, or the VM ends or is saved. It needs no watchdog of its own: the
 // bootstrap processor's ends the VM, and that ends this wait.
 func (v *vcpuRun) waitForSIPI() error {
+	v.sig.setState(VCPUWaitSIPI)
+	defer v.sig.setState(VCPURunning)
 	for v.waitSIPI {
 		if v.vm.ended() || v.vm.snapshot.Load() {
 			return nil

@@ -456,6 +456,8 @@ func (v *vcpuRun) run(opt RunOptions) (err error) {
 		v.ps, _ = ic.(ProcessorSignals)
 	}
 	v.emu = emulate.New(v, v, emulate.Config{PhysAddrBits: 48, Vendor: pagewalk.VendorAMD})
+	v.sig.setState(VCPURunning)
+	defer v.sig.setState(VCPUEnded)
 	stopAfter := opt.StopAfter
 	if v.index != 0 {
 		stopAfter = 0
@@ -801,6 +803,8 @@ func (v *vcpuRun) handleRefused(Exit) error {
 // arrives, a device timer is due, or the VM ends (or is to be saved: the
 // vCPU then stays halted in its state).
 func (v *vcpuRun) halt() error {
+	v.sig.setState(VCPUHalted)
+	defer v.sig.setState(VCPURunning)
 	for {
 		if v.vm.ended() || v.vm.snapshot.Load() {
 			return nil

@@ -129,7 +129,7 @@ func (vs vmSet) VMs() []monitor.VM {
 			if s.last.CPUs > 1 {
 				for i := range s.last.CPUs {
 					_, n := s.last.VCPUExits(i)
-					v.VCPUExits = append(v.VCPUExits, n)
+					v.VCPUs = append(v.VCPUs, monitor.VCPU{State: s.last.VCPUState(i).String(), Exits: n})
 				}
 			}
 		}

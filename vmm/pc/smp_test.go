@@ -3,6 +3,7 @@ package pc
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,8 +337,28 @@ func TestSMPStartup(t *testing.T) {
 // An AP that is never started keeps waiting for its SIPI and does not
 // keep the VM from ending; neither does one halted for good.
 func TestSMPUnstartedAP(t *testing.T) {
-	b := &scriptBackend{programs: map[uint64][]step{bspEntry: {exitPort(7)}}}
+	b := &scriptBackend{}
 	m := newSMPMachine(t, 4, b)
+	var seen []vmm.VCPUState
+	b.programs = map[uint64][]step{bspEntry: {
+		cpuid(0), // one exit, so that the APs have had time to begin waiting
+		check(func(*scriptCPU) {
+			for i := range 4 {
+				seen = append(seen, m.VM.VCPUState(i))
+			}
+		}),
+		exitPort(7),
+	}}
+	// The APs may not have reached their wait yet at the check: wait for
+	// them before the BSP runs.
+	b.programs[bspEntry][0] = func(c *scriptCPU) (vmm.Exit, bool) {
+		for i := 1; i < 4; i++ {
+			for m.VM.VCPUState(i) != vmm.VCPUWaitSIPI {
+				runtime.Gosched()
+			}
+		}
+		return cpuid(0)(c)
+	}
 	out, _, err := m.Run(0, 1, 0, 1)
 	if err != nil || out.Kind != ExitPort || out.Value != 7 {
 		t.Fatalf("outcome %v %v, %v", out.Kind, out.Value, err)
@@ -345,6 +366,15 @@ func TestSMPUnstartedAP(t *testing.T) {
 	for i := 1; i < 4; i++ {
 		if _, n := m.VM.VCPUExits(i); n != 0 {
 			t.Errorf("vCPU %d never started but had %d exits", i, n)
+		}
+	}
+	want := []vmm.VCPUState{vmm.VCPURunning, vmm.VCPUWaitSIPI, vmm.VCPUWaitSIPI, vmm.VCPUWaitSIPI}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("states during the run %v, want %v", seen, want)
+	}
+	for i := range 4 {
+		if st := m.VM.VCPUState(i); st != vmm.VCPUEnded {
+			t.Errorf("vCPU %d %v after the run", i, st)
 		}
 	}
 }

@@ -31,8 +31,14 @@ type VM struct {
 	// ByReason are exit counts by reason, in the order to print them
 	// (reasons with no exits left out).
 	ByReason []Count
-	// VCPUExits are each vCPU's exits, for a VM with more than one.
-	VCPUExits []uint64
+	// VCPUs are each vCPU's state and exits, for a VM with more than one.
+	VCPUs []VCPU
+}
+
+// VCPU is what the monitor shows of one vCPU.
+type VCPU struct {
+	State string // "running", "halted", "waiting for SIPI", ...
+	Exits uint64
 }
 
 // Count is a number of exits for one reason.
@@ -266,10 +272,10 @@ func (m *Monitor) list() {
 			reasons = " (" + strings.Join(by, ", ") + ")"
 		}
 		vcpus := ""
-		if len(v.VCPUExits) > 1 {
+		if len(v.VCPUs) > 1 {
 			var per []string
-			for i, n := range v.VCPUExits {
-				per = append(per, fmt.Sprintf("vcpu%d %d", i, n))
+			for i, c := range v.VCPUs {
+				per = append(per, fmt.Sprintf("vcpu%d %s %d", i, c.State, c.Exits))
 			}
 			vcpus = "; " + strings.Join(per, ", ")
 		}

@@ -44,7 +44,7 @@ func (f *fakeVMs) CacheStats(w io.Writer, prefix string) {
 func newFake() *fakeVMs {
 	return &fakeVMs{vms: []VM{
 		{Name: "vm1", State: "running", Exits: 12, ByReason: []Count{{"io", 10}, {"hlt", 2}}},
-		{Name: "vm2", State: "stopped", VCPUExits: []uint64{0, 0}},
+		{Name: "vm2", State: "stopped", VCPUs: []VCPU{{"ended", 3}, {"waiting for SIPI", 0}}},
 	}}
 }
 
@@ -88,11 +88,11 @@ func TestInput(t *testing.T) {
 		{name: "quit with argument is an error", input: []string{esc + "quit now\r"},
 			lines: []string{`quit takes no arguments, got "now"`}, active: true, owner: "vm1"},
 		{name: "list", input: []string{esc + "l\r"}, active: true, owner: "vm1",
-			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 0, vcpu1 0"}},
+			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 ended 3, vcpu1 waiting for SIPI 0"}},
 		{name: "list long form, typed in pieces", input: []string{esc + "li", "st", "\n"}, active: true, owner: "vm1",
-			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 0, vcpu1 0"}},
+			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 ended 3, vcpu1 waiting for SIPI 0"}},
 		{name: "backspace edits", input: []string{esc + "lx\x7f\r"}, active: true, owner: "vm1",
-			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 0, vcpu1 0"}},
+			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 ended 3, vcpu1 waiting for SIPI 0"}},
 		{name: "unknown command", input: []string{esc + "frob vm1\r"}, active: true, owner: "vm1",
 			lines: []string{`unknown command "frob" (h for help)`}},
 		{name: "connect switches the console", input: []string{esc + "c vm2\rhi"},
@@ -116,7 +116,7 @@ func TestInput(t *testing.T) {
 		{name: "cache takes no arguments", input: []string{esc + "cache vm1\r"}, active: true, owner: "vm1",
 			lines: []string{`cache takes no arguments, got "vm1"`}},
 		{name: "control bytes are dropped from commands", input: []string{esc + "\x01l\x02\r"}, active: true, owner: "vm1",
-			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 0, vcpu1 0"}},
+			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits; vcpu0 ended 3, vcpu1 waiting for SIPI 0"}},
 		{name: "an overlong line is cut", input: []string{esc + strings.Repeat("z", 200) + "\r"}, active: true, owner: "vm1",
 			lines: []string{fmt.Sprintf("unknown command %q (h for help)", strings.Repeat("z", maxLine))}},
 	}
