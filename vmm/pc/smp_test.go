@@ -77,9 +77,6 @@ func (c *scriptCPU) program() ([]step, uint64, bool) {
 }
 
 func (c *scriptCPU) Run() (vmm.Exit, error) {
-	if debugScript {
-		fmt.Printf("run cs=%#x rip=%#x pending=%v\n", c.sregs.CS.Base, c.regs.RIP, c.pending)
-	}
 	if c.pending != nil {
 		c.injected = append(c.injected, *c.pending)
 		c.pending = nil
@@ -500,7 +497,6 @@ func TestSMPSnapshot(t *testing.T) {
 	}
 }
 
-var debugScript = false
 
 // guestMem reads the VM's memory for boot/acpi's parser.
 type guestMem struct{ m *vmm.Memory }
