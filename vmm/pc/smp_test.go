@@ -497,7 +497,6 @@ func TestSMPSnapshot(t *testing.T) {
 	}
 }
 
-
 // guestMem reads the VM's memory for boot/acpi's parser.
 type guestMem struct{ m *vmm.Memory }
 
