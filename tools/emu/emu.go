@@ -43,8 +43,17 @@ type QEMU struct {
 	// ICountShift, if not nil, runs with -icount shift=N: guest time (and
 	// the TSC) advances 2^N ns per instruction, so it counts instructions.
 	ICountShift *int
-	Extra       []string
+	// UserNIC adds a modern-only virtio-net-pci NIC on QEMU's user network
+	// (10.0.2.0/24: DHCP, gateway 10.0.2.2, DNS 10.0.2.3), the host NIC
+	// the hypervisor bridges into the switch "uplink" (Kernel and CDROM
+	// boots; a Netboot machine has its NIC already).
+	UserNIC bool
+	Extra   []string
 }
+
+// userNIC is the UserNIC device: disable-legacy leaves only the virtio 1.x
+// transport, the one the hypervisor's driver speaks.
+var userNIC = []string{"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,disable-legacy=on"}
 
 // Netboot boots from QEMU's user-mode network: its built-in DHCP and TFTP
 // server hand out BootFile from TFTPDir to the NIC's iPXE ROM.
@@ -99,6 +108,12 @@ func (q QEMU) Args() ([]string, error) {
 	}
 	if q.Firmware != "" {
 		a = append(a, "-bios", q.Firmware)
+	}
+	if q.UserNIC && q.Netboot != nil {
+		return nil, fmt.Errorf("emu: UserNIC with Netboot: the netboot NIC is already on the user network")
+	}
+	if q.UserNIC {
+		a = append(a, userNIC...)
 	}
 	switch {
 	case q.Kernel != "":

@@ -55,6 +55,13 @@ func TestQEMUArgs(t *testing.T) {
 			want: join([]string{"-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1"}, common,
 				[]string{"-net", "none", "-kernel", "k", "-s"}),
 		},
+		{
+			name: "user NIC",
+			q:    QEMU{Kernel: "k", UserNIC: true},
+			want: join([]string{"-accel", "tcg", "-cpu", "EPYC", "-m", "512", "-smp", "1"}, common,
+				[]string{"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,disable-legacy=on", "-net", "none", "-kernel", "k"}),
+		},
+		{name: "user NIC with netboot", q: QEMU{Netboot: &Netboot{TFTPDir: "d", BootFile: "f"}, UserNIC: true}, wantErr: "UserNIC"},
 		{name: "no boot source", q: QEMU{}, wantErr: "exactly one"},
 		{name: "two boot sources", q: QEMU{Kernel: "k", CDROM: "c"}, wantErr: "exactly one"},
 		{name: "append without kernel", q: QEMU{CDROM: "c", Append: "selftest"}, wantErr: "needs Kernel"},

@@ -258,6 +258,50 @@ func linuxPairSpec() marker.Spec {
 	}
 }
 
+// The uplink run: one VM from linuxUplinkConfig on the switch bridged to
+// the host NIC, a virtio-net-pci card on QEMU's user network.
+const (
+	linuxUplinkConfig  = "tools/hvtest/testdata/linux-uplink.conf"
+	linuxUplinkCmdline = "config=linux-uplink.conf"
+)
+
+func linuxUplinkQEMU() emu.QEMU {
+	return emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2, UserNIC: true,
+		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + linuxUplinkConfig}}
+}
+
+// hostNICStats is the hypervisor's last line about the host NIC.
+var hostNICStats = regexp.MustCompile(`^hv: host nic [0-9a-f:.]+: rx (\d+) frames \d+ bytes \(\d+ dropped\), tx (\d+) frames`)
+
+// linuxUplinkSpec: the hypervisor finds and opens QEMU's NIC (its MAC is
+// QEMU's default), the guest gets QEMU's DHCP lease through the switch
+// and the host NIC (address, router, DNS server as slirp hands them out)
+// and a reply from the gateway to its ping, and powers off; the NIC's
+// counters show traffic both ways.
+func linuxUplinkSpec() marker.Spec {
+	return marker.Spec{
+		Expect: marker.Patterns(
+			`^hv: host nic 00:[0-9a-f]{2}\.0: virtio-net, mac 52:54:00:12:34:56, uplink of switch uplink$`,
+			`^hv: vm linux: Linux bzImage, 256 MiB`,
+			`^linux: init: uname 6\.1\.[0-9]+-[0-9]+-cloud-amd64$`,
+			`^linux: test: virtio virtio1 device 0x0001 driver virtio_net`,
+			`^linux: test: dhcp bound eth0 10\.0\.2\.15/255\.255\.255\.0 router 10\.0\.2\.2 dns 10\.0\.2\.3 lease [1-9][0-9]* server 10\.0\.2\.2$`,
+			`^linux: test: gateway reply [0-9]+ bytes from 10\.0\.2\.2: seq=[0-9]+ ttl=[0-9]+ time=`,
+			`^linux: test: done`,
+			`^hv: vm linux: power-off$`),
+		Forbid: append(marker.Patterns(`^linux: init: module .* FAILED$`, `^linux: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
+			`^linux: test: (dhcp|ping) .*FAILED$`, `^linux: test: dhcp (leasefail|nak)`, `^hv: vm linux: .*stopped`), brokenLines...),
+		Done: hostNICStats,
+		CheckDone: func(m []string) error {
+			if m[1] == "0" || m[2] == "0" {
+				return fmt.Errorf("host NIC received %s and sent %s frames, want traffic both ways", m[1], m[2])
+			}
+			return nil
+		},
+		Exit: marker.WantSuccess,
+	}
+}
+
 // Timeouts are generous: they only bound a hang. Bochs needs minutes for the
 // Go runtime's start-up.
 const (
@@ -359,6 +403,12 @@ func table() []run {
 		// the VM.
 		run{name: "qemu-linux-console-svm", boot: bootKernel, cmdline: linuxShellCmdline, qemu: linuxQEMU(), spec: consoleSpec(),
 			input: consoleInput(), timeout: qemuTimeout, knownFlake: linuxSVMFlake},
+		// The Linux VM on the switch bridged to the host NIC (issue 4):
+		// the hypervisor drives QEMU's virtio-net-pci card, and the guest
+		// gets a DHCP lease from QEMU's user network and a ping reply from
+		// its gateway through it.
+		run{name: "qemu-linux-uplink-svm", boot: bootKernel, cmdline: linuxUplinkCmdline, qemu: linuxUplinkQEMU(), spec: linuxUplinkSpec(),
+			timeout: qemuTimeout, knownFlake: linuxSVMFlake},
 		// Two of them at once from a configuration file (config=), on one
 		// virtual switch: each checks its virtio disk and pings the other.
 		// Opt-in (make test-linux-pair) until the bug it shows is fixed:

@@ -55,5 +55,26 @@ if [ -n "$ip" ] && [ -n "$peer" ]; then
 	done
 	echo "test: pinged by peer $(inechos) times"
 fi
+# hv.dhcp on the kernel command line (the uplink run of tools/hvtest, whose
+# eth0 is on the switch bridged to the host NIC): ask QEMU's user network
+# for a lease with busybox udhcpc (/etc/udhcpc.script sets the address and
+# route and prints the lease), then ping the gateway the lease named and
+# print its reply.
+case " $(cat /proc/cmdline) " in
+*" hv.dhcp "*)
+	echo 1 >/proc/sys/kernel/printk
+	ifconfig eth0 up
+	if udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 2 && [ -s /tmp/router ]; then
+		gw=$(cat /tmp/router)
+		reply=
+		for i in $(seq 1 10); do
+			reply=$(ping -c 1 -W 2 "$gw" 2>&1 | grep "bytes from") && break
+		done
+		if [ -n "$reply" ]; then echo "test: gateway reply $reply"; else echo "test: ping $gw FAILED"; fi
+	else
+		echo "test: dhcp FAILED"
+	fi
+	;;
+esac
 echo "test: done"
 poweroff -f
