@@ -216,9 +216,13 @@ const (
 	linuxPairCmdline = "config=linux-pair.conf"
 )
 
-func linuxPairQEMU() emu.QEMU {
+func linuxPairQEMU() emu.QEMU { return linuxPairQEMUWith(linuxPairConfig) }
+
+// linuxPairQEMUWith is the Linux machine with the kernel, the initramfs and
+// a configuration file as modules.
+func linuxPairQEMUWith(conf string) emu.QEMU {
 	return emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2,
-		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + linuxPairConfig}}
+		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + conf}}
 }
 
 // diskPatternMD5 is the MD5 test-default.sh prints for the 1 MiB it
@@ -266,8 +270,9 @@ const (
 )
 
 func linuxUplinkQEMU() emu.QEMU {
-	return emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2, UserNIC: true,
-		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + linuxUplinkConfig}}
+	q := linuxPairQEMUWith(linuxUplinkConfig)
+	q.UserNIC = true
+	return q
 }
 
 // hostNICStats is the hypervisor's last line about the host NIC.
@@ -374,6 +379,10 @@ func table() []run {
 			spec: badInputSpec(``), timeout: qemuTimeout},
 		run{name: "bad-memory-64m", boot: bootKernel, cmdline: "selftest", qemu: emu.QEMU{CPU: "EPYC", MemMiB: 64, SMP: 1},
 			spec: badInputSpec(`(?i).*memory`), timeout: qemuTimeout},
+		// A VM on the uplink switch of a machine without a host NIC: the
+		// error names the config line.
+		run{name: "bad-config-uplink-nonic", boot: bootKernel, cmdline: linuxUplinkCmdline, qemu: linuxPairQEMUWith(linuxUplinkConfig),
+			spec: badInputSpec(`config: linux-uplink\.conf:11: nic uplink: no host NIC`), timeout: qemuTimeout},
 
 		// The report of "make run": CPU, memory, CPUs and virtualization.
 		// A CPU without SVM or VMX is not an error until the kernel is
