@@ -12,7 +12,6 @@ import (
 )
 
 type portLog struct {
-	cfg  hostpci.ConfigSpace
 	addr uint32
 	ops  []string
 }
