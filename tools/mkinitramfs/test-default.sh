@@ -71,6 +71,21 @@ case " $(cat /proc/cmdline) " in
 			reply=$(ping -c 1 -W 2 "$gw" 2>&1 | grep "bytes from") && break
 		done
 		if [ -n "$reply" ]; then echo "test: gateway reply $reply"; else echo "test: ping $gw FAILED"; fi
+		# hv.netbench=<sink port>,<source port>,<MiB> (tools/netbench): TCP
+		# through QEMU's user network to the host's loopback, which slirp
+		# reaches at the gateway's address: send MiB MiB to the sink port,
+		# then read the source port to its end.
+		nb=$(arg hv.netbench)
+		if [ -n "$nb" ]; then
+			sink=${nb%%,*}
+			rest=${nb#*,}
+			source=${rest%%,*}
+			mib=${rest#*,}
+			echo "netbench: tx start"
+			dd if=/dev/zero bs=65536 count=$((mib * 16)) 2>/dev/null | nc "$gw" "$sink"
+			echo "netbench: tx done"
+			echo "netbench: rx $(nc "$gw" "$source" </dev/null | wc -c) bytes"
+		fi
 	else
 		echo "test: dhcp FAILED"
 	fi
