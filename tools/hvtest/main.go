@@ -185,7 +185,7 @@ func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]stri
 		}
 		p := filepath.Join(o.work, fmt.Sprintf("media%d", len(media)))
 		if k.pxe {
-			if _, err := bootmedia.MakePXE(p, o.image, r.cmdline, bootmedia.IPXEDir); err != nil {
+			if _, err := bootmedia.MakePXE(ctx, p, o.image, r.cmdline, bootmedia.DefaultPXE, r.modules...); err != nil {
 				return nil, err
 			}
 		} else {
