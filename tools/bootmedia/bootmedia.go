@@ -244,18 +244,18 @@ func IPXEScript(cmdline string, modules ...string) (string, error) {
 }
 
 // GrubNetBootstrap is the configuration built into PXEGrubImage. Chained
-// by iPXE, GRUB takes the network set-up iPXE hands over (the DHCP answer
-// through UEFI's PXE base code protocol, which gives it net_default_server,
-// the DHCP server's next-server address); when there is none it asks DHCP
-// itself. It then loads PXEGrubConfig from the same server over HTTP (port
-// 80: GRUB 2.06 cannot name another port).
-const GrubNetBootstrap = `# Written by hv/tools/bootmedia: GRUB's built-in configuration.
-serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1
+// by iPXE, GRUB takes the network set-up iPXE hands over (its DHCP answer,
+// through UEFI's PXE base code protocol), which sets net_default_server to
+// the DHCP server's next-server address. It then loads PXEGrubConfig, and
+// through it the image and modules, from that server over HTTP (port 80:
+// GRUB 2.06 cannot name another port). GRUB runs a built-in configuration
+// with its rescue parser: no comments, no "if".
+const GrubNetBootstrap = `serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1
 terminal_input serial console
 terminal_output serial
-if [ -z "$net_default_server" ]; then net_bootp; fi
+set root=(http,$net_default_server)
 echo "grub: configuration from http://$net_default_server/` + PXEGrubConfig + `"
-configfile (http,$net_default_server)/` + PXEGrubConfig + `
+configfile /` + PXEGrubConfig + `
 `
 
 // grubNetModules are built into PXEGrubImage: the network, HTTP and TFTP,

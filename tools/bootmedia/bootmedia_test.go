@@ -207,7 +207,7 @@ func TestGrubNetConfig(t *testing.T) {
 	}
 	// The bootstrap configuration finds the server and loads this file
 	// from it over HTTP.
-	for _, want := range []string{"net_bootp", "configfile (http,$net_default_server)/grub.cfg"} {
+	for _, want := range []string{"set root=(http,$net_default_server)\n", "configfile /grub.cfg\n"} {
 		if !strings.Contains(GrubNetBootstrap, want) {
 			t.Errorf("GrubNetBootstrap lacks %q", want)
 		}
@@ -273,7 +273,7 @@ func TestMakeGrubNetImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A PE file with the bootstrap configuration inside.
-	if len(b) < 2 || string(b[:2]) != "MZ" || !strings.Contains(string(b), "configfile (http,$net_default_server)") {
+	if len(b) < 2 || string(b[:2]) != "MZ" || !strings.Contains(string(b), "set root=(http,$net_default_server)") {
 		t.Errorf("%s: not an EFI program with the bootstrap configuration (%d bytes)", out, len(b))
 	}
 	if err := MakeGrubNetImage(context.Background(), out, t.TempDir()); err == nil {

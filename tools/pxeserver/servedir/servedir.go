@@ -81,7 +81,7 @@ type Request struct {
 
 func (r Request) String() string {
 	if r.Err != nil {
-		return fmt.Sprintf("%s %s %q: %v", r.Proto, r.Client, r.Path, r.Err)
+		return fmt.Sprintf("%s %s %q: %s", r.Proto, r.Client, r.Path, printable(r.Err.Error()))
 	}
 	return fmt.Sprintf("%s %s %q: sent %d bytes", r.Proto, r.Client, r.Path, r.Bytes)
 }
@@ -222,4 +222,15 @@ func (a addr) String() string  { return string(a) }
 // to an emulated NIC, so only reading the request is bounded tightly.
 func (d *Dir) HTTPServer() *http.Server {
 	return &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+}
+
+// printable drops control characters (a TFTP client's error message may
+// end in NUL) so that every request is one clean log line.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }

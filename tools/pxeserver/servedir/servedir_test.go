@@ -16,6 +16,13 @@ import (
 	"github.com/pin/tftp/v3"
 )
 
+func TestRequestString(t *testing.T) {
+	r := Request{Proto: "tftp", Client: addr("10.0.0.2:1234"), Path: "/hv", Err: errors.New("sending block 3: closed\x00")}
+	if got, want := r.String(), `tftp 10.0.0.2:1234 "/hv": sending block 3: closed`; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
+}
+
 func TestClean(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"boot.ipxe", "boot.ipxe"},
