@@ -77,11 +77,18 @@ type Request struct {
 	Path   string // as the client sent it
 	Bytes  int64  // sent
 	Err    error  // why it was refused or failed, nil if served
+	// Size is set, and Bytes not yet, when an HTTP transfer starts: a
+	// client that stops reading (GRUB after a file's header) can keep
+	// the transfer open for long.
+	Size int64
 }
 
 func (r Request) String() string {
 	if r.Err != nil {
 		return fmt.Sprintf("%s %s %q: %s", r.Proto, r.Client, r.Path, printable(r.Err.Error()))
+	}
+	if r.Size > 0 {
+		return fmt.Sprintf("%s %s %q: sending %d bytes", r.Proto, r.Client, r.Path, r.Size)
 	}
 	return fmt.Sprintf("%s %s %q: sent %d bytes", r.Proto, r.Client, r.Path, r.Bytes)
 }
@@ -191,6 +198,9 @@ func (d *Dir) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if r.Method == http.MethodGet {
+		d.log(Request{Proto: req.Proto, Client: req.Client, Path: req.Path, Size: st.Size()})
+	}
 	http.ServeContent(cw, r, st.Name(), st.ModTime(), f)
 }
 

@@ -3,6 +3,7 @@ package servedir
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -229,6 +230,9 @@ func TestHTTP(t *testing.T) {
 	}
 	if code, body := get("GET", "/hv"); code != 200 || body != "image" {
 		t.Errorf("GET /hv = %d %q", code, body)
+	}
+	if r := log.next(t); r.String() != fmt.Sprintf("http %s \"/hv\": sending 5 bytes", r.Client) {
+		t.Errorf("start of transfer: log %q", r)
 	}
 	if r := log.next(t); r.Proto != "http" || r.Path != "/hv" || r.Bytes != 5 || r.Err != nil {
 		t.Errorf("log: %+v", r)
