@@ -142,9 +142,10 @@ func start(o options, logger *log.Logger) (s *server, err error) {
 		return nil, fmt.Errorf("directory %s: %v (make pxe fills out/pxe)", o.dir, err)
 	}
 	s = &server{log: logger, dhcp: dhcpSrv, dir: dir, serverAddr: ip}
+	opened := s // s is nil once an error is returned
 	defer func() {
 		if err != nil {
-			s.close()
+			opened.close()
 		}
 	}()
 	if err := checkFiles(o.dir, dir); err != nil {
