@@ -106,7 +106,7 @@ func start(o options, logger *log.Logger) (s *server, err error) {
 	}
 	iface, err := net.InterfaceByName(o.iface)
 	if err != nil {
-		return nil, fmt.Errorf("interface %q: %v (see ip link)", o.iface, err)
+		return nil, fmt.Errorf("interface %q: %v (see ip link)", o.iface, unwrapOp(err))
 	}
 	prefix, err := ifaceAddr(iface, o.addr)
 	if err != nil {

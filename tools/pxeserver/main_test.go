@@ -84,7 +84,7 @@ func TestStartRefuses(t *testing.T) {
 		wantErr string
 	}{
 		{"no interface given", func(o *options) { o.iface = "" }, "no -iface"},
-		{"missing interface", func(o *options) { o.iface = "nosuch0" }, `interface "nosuch0": `},
+		{"missing interface", func(o *options) { o.iface = "nosuch0" }, `interface "nosuch0": no such network interface (see ip link)`},
 		{"neither range nor proxy", func(o *options) { o.rangeSpec = "" }, "either -range"},
 		{"both range and proxy", func(o *options) { o.proxy = true }, "either -range"},
 		{"range outside the subnet", func(o *options) { o.rangeSpec = "10.0.0.1-10.0.0.9" }, "not inside the interface's subnet 127.0.0.0/8"},
