@@ -12,7 +12,7 @@
 //
 // Usage:
 //
-//	pxeserver -iface IFACE [-dir out/pxe] (-range FIRST-LAST | -proxy) [-router IP] [-http-port 80]
+//	pxeserver -iface IFACE [-dir out/pxe] (-range FIRST-LAST | -proxy | -no-dhcp) [-router IP] [-http-port 80]
 package main
 
 import (
@@ -44,7 +44,7 @@ import (
 // options are the command's flags.
 type options struct {
 	iface, dir, addr, rangeSpec, router   string
-	proxy                                 bool
+	proxy, noDHCP                         bool
 	lease                                 time.Duration
 	dhcpPort, pxePort, tftpPort, httpPort int
 }
@@ -56,6 +56,7 @@ func main() {
 	flag.StringVar(&o.addr, "addr", "", "the interface's IPv4 `address` to serve from (default: its first)")
 	flag.StringVar(&o.rangeSpec, "range", "", "full DHCP: hand out addresses `FIRST-LAST` of the interface's subnet")
 	flag.BoolVar(&o.proxy, "proxy", false, "proxyDHCP: another DHCP server hands out addresses; answer only boot requests")
+	flag.BoolVar(&o.noDHCP, "no-dhcp", false, "serve TFTP and HTTP only: the lab's DHCP server hands out the boot files too")
 	flag.StringVar(&o.router, "router", "", "full DHCP: the default gateway `address` to hand out (option 3)")
 	flag.DurationVar(&o.lease, "lease", time.Hour, "full DHCP: lease time")
 	flag.IntVar(&o.httpPort, "http-port", 80, "HTTP `port` (GRUB, which UEFI clients chain, uses 80)")
@@ -64,7 +65,7 @@ func main() {
 	flag.IntVar(&o.pxePort, "pxe-port", pxedhcp.PXEPort, "PXE boot server `port` (proxyDHCP requests)")
 	flag.Parse()
 	if flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: pxeserver -iface IFACE [-dir DIR] (-range FIRST-LAST | -proxy) [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pxeserver -iface IFACE [-dir DIR] (-range FIRST-LAST | -proxy | -no-dhcp) [flags]")
 		os.Exit(2)
 	}
 	logger := log.New(os.Stderr, "pxeserver: ", log.Ltime|log.Lmicroseconds)
@@ -113,11 +114,14 @@ func start(o options, logger *log.Logger) (s *server, err error) {
 		return nil, err
 	}
 	ip := prefix.Addr()
-	if o.proxy == (o.rangeSpec != "") {
+	switch {
+	case o.noDHCP && (o.proxy || o.rangeSpec != ""):
+		return nil, errors.New("-no-dhcp serves no DHCP: give neither -range nor -proxy with it")
+	case !o.noDHCP && o.proxy == (o.rangeSpec != ""):
 		return nil, errors.New("give either -range FIRST-LAST (this server hands out addresses) or -proxy (the lab's DHCP server does)")
 	}
 	cfg := pxedhcp.Config{ServerIP: ip, Mode: pxedhcp.Proxy, LeaseTime: o.lease}
-	if !o.proxy {
+	if o.rangeSpec != "" {
 		cfg.Mode, cfg.Subnet = pxedhcp.Full, prefix.Masked()
 		if cfg.Pool, err = pxedhcp.ParseRange(o.rangeSpec, prefix, ip); err != nil {
 			return nil, err
@@ -152,11 +156,13 @@ func start(o options, logger *log.Logger) (s *server, err error) {
 		return nil, err
 	}
 	dir.Log = s.logFile
-	if s.dhcpConn, err = listenDHCP(o.iface, o.dhcpPort); err != nil {
-		return nil, fmt.Errorf("DHCP port %d on %s: %w", o.dhcpPort, o.iface, unwrapOp(err))
-	}
-	if s.pxeConn, err = listenDHCP(o.iface, o.pxePort); err != nil {
-		return nil, fmt.Errorf("PXE port %d on %s: %w", o.pxePort, o.iface, unwrapOp(err))
+	if !o.noDHCP {
+		if s.dhcpConn, err = listenDHCP(o.iface, o.dhcpPort); err != nil {
+			return nil, fmt.Errorf("DHCP port %d on %s: %w", o.dhcpPort, o.iface, unwrapOp(err))
+		}
+		if s.pxeConn, err = listenDHCP(o.iface, o.pxePort); err != nil {
+			return nil, fmt.Errorf("PXE port %d on %s: %w", o.pxePort, o.iface, unwrapOp(err))
+		}
 	}
 	if s.tftpConn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: ip.AsSlice(), Port: o.tftpPort}); err != nil {
 		return nil, fmt.Errorf("TFTP port %d on %s: %w", o.tftpPort, ip, unwrapOp(err))
@@ -164,7 +170,11 @@ func start(o options, logger *log.Logger) (s *server, err error) {
 	if s.httpLn, err = net.Listen("tcp4", netip.AddrPortFrom(ip, uint16(o.httpPort)).String()); err != nil {
 		return nil, fmt.Errorf("HTTP port %d on %s: %w", o.httpPort, ip, unwrapOp(err))
 	}
-	s.summary = fmt.Sprintf("%s on %s %s, serving %s: TFTP port %d, HTTP %s/, script %s", cfg.Mode, o.iface, prefix, o.dir, o.tftpPort, base, cfg.Files.Script)
+	mode := cfg.Mode.String()
+	if o.noDHCP {
+		mode = "no DHCP"
+	}
+	s.summary = fmt.Sprintf("%s on %s %s, serving %s: TFTP port %d, HTTP %s/, script %s", mode, o.iface, prefix, o.dir, o.tftpPort, base, cfg.Files.Script)
 	if cfg.Mode == pxedhcp.Full {
 		s.summary += ", addresses " + cfg.Pool.String()
 	}
@@ -269,8 +279,10 @@ func (s *server) close() {
 // serve runs every server until ctx ends or one of them fails.
 func (s *server) serve(ctx context.Context) error {
 	errs := make(chan error, 4)
-	go func() { errs <- s.serveDHCP(s.dhcpConn, pxedhcp.ServerPort) }()
-	go func() { errs <- s.serveDHCP(s.pxeConn, pxedhcp.PXEPort) }()
+	if s.dhcpConn != nil {
+		go func() { errs <- s.serveDHCP(s.dhcpConn, pxedhcp.ServerPort) }()
+		go func() { errs <- s.serveDHCP(s.pxeConn, pxedhcp.PXEPort) }()
+	}
 	t := tftp.NewServer(s.dir.TFTPRead, nil)
 	t.SetTimeout(2 * time.Second)
 	go func() { errs <- t.Serve(s.tftpConn) }()

@@ -87,6 +87,7 @@ func TestStartRefuses(t *testing.T) {
 		{"missing interface", func(o *options) { o.iface = "nosuch0" }, `interface "nosuch0": no such network interface (see ip link)`},
 		{"neither range nor proxy", func(o *options) { o.rangeSpec = "" }, "either -range"},
 		{"both range and proxy", func(o *options) { o.proxy = true }, "either -range"},
+		{"no DHCP and a range", func(o *options) { o.noDHCP = true }, "-no-dhcp serves no DHCP"},
 		{"range outside the subnet", func(o *options) { o.rangeSpec = "10.0.0.1-10.0.0.9" }, "not inside the interface's subnet 127.0.0.0/8"},
 		{"range backwards", func(o *options) { o.rangeSpec = "127.0.0.9-127.0.0.1" }, "ends before it starts"},
 		{"range with the server", func(o *options) { o.rangeSpec = "127.0.0.1-127.0.0.9" }, "server's own address"},
@@ -237,3 +238,20 @@ func TestServe(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// With -no-dhcp only TFTP and HTTP are served: the DHCP ports stay free.
+func TestNoDHCP(t *testing.T) {
+	o := loOptions(t, pxeDir(t))
+	o.rangeSpec, o.noDHCP = "", true
+	s, err := start(o, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if s.dhcpConn != nil || s.pxeConn != nil {
+		t.Errorf("DHCP sockets open with -no-dhcp")
+	}
+	if !strings.HasPrefix(s.summary, "no DHCP on lo") {
+		t.Errorf("summary %q", s.summary)
+	}
+}
