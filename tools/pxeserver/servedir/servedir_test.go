@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -267,4 +268,29 @@ func TestHTTP(t *testing.T) {
 	if r := log.next(t); r.Err == nil || !strings.Contains(r.Err.Error(), "POST") {
 		t.Errorf("POST: log %+v", r)
 	}
+}
+
+// FuzzClean: whatever a client sends, an accepted name is a plain relative
+// path inside the directory.
+func FuzzClean(f *testing.F) {
+	for _, s := range []string{"boot.ipxe", "/hv", "../x", "a/../../b", "//a//b/", `a\b`, "a\x00", ".", "/./a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		rel, err := Clean(name)
+		if err != nil {
+			if !errors.Is(err, ErrBadPath) {
+				t.Fatalf("Clean(%q): error %v is not ErrBadPath", name, err)
+			}
+			return
+		}
+		if !fs.ValidPath(rel) || rel == "." || strings.HasPrefix(rel, "/") || strings.Contains(rel, `\`) {
+			t.Fatalf("Clean(%q) = %q", name, rel)
+		}
+		for _, p := range strings.Split(rel, "/") {
+			if p == ".." || p == "." || p == "" {
+				t.Fatalf("Clean(%q) = %q has element %q", name, rel, p)
+			}
+		}
+	})
 }
