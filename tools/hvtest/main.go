@@ -32,10 +32,10 @@ import (
 )
 
 type options struct {
-	image, logs, ovmf, work, pxeserver string
-	jobs                               int
-	keep, verbose, kvm                 bool
-	filter                             *regexp.Regexp
+	image, logs, ovmf, work, pxeserver, busybox string
+	jobs                                        int
+	keep, verbose, kvm                          bool
+	filter                                      *regexp.Regexp
 }
 
 func main() {
@@ -46,6 +46,7 @@ func main() {
 	flag.StringVar(&o.logs, "logs", "out/test-logs", "`directory` for the logs of failed runs")
 	flag.StringVar(&o.ovmf, "ovmf", "/usr/share/ovmf/OVMF.fd", "UEFI firmware for the UEFI runs")
 	flag.StringVar(&o.pxeserver, "pxeserver", "out/bin/pxeserver", "the PXE server of the netboot runs (make out/bin/pxeserver)")
+	flag.StringVar(&o.busybox, "busybox", "out/linux/busybox", "a busybox with udhcpd, the lab DHCP server of the proxyDHCP run (make linux-files)")
 	flag.IntVar(&o.jobs, "j", 2, "emulators to run at once")
 	flag.StringVar(&filter, "run", "", "only runs whose name matches this `regexp`")
 	flag.BoolVar(&list, "list", false, "list the runs and exit")
@@ -108,6 +109,9 @@ func machine(r run) string {
 		if r.net.firmwarePXE {
 			fw += " firmware-pxe"
 		}
+		if r.net.proxy {
+			fw += " proxydhcp"
+		}
 		return "qemu netns " + fw
 	}
 	return "qemu -kernel"
@@ -151,7 +155,7 @@ func runAll(ctx context.Context, o options, runs []run, out io.Writer) (int, err
 				var err error
 				serverLog := filepath.Join(o.logs, r.name+".pxe.log")
 				os.MkdirAll(o.logs, 0o755)
-				server, err = startNetboot(ctx, absPath(o.pxeserver), media[keyOf(r)], serverLog)
+				server, err = startNetboot(ctx, *r.net, netbootTools{pxeserver: absPath(o.pxeserver), busybox: absPath(o.busybox)}, media[keyOf(r)], serverLog)
 				if err == nil {
 					j.Wrap = server.wrap()
 				} else {
@@ -187,7 +191,7 @@ func runAll(ctx context.Context, o options, runs []run, out io.Writer) (int, err
 					fmt.Fprintf(out, "WARN %s: cleaning up its network: %v\n", r.name, err)
 					mu.Unlock()
 				}
-				appendFile(res.EmuLog, server.log.Name(), "pxeserver log")
+				appendFile(res.EmuLog, server.log.Name(), "network servers' log")
 				os.Remove(server.log.Name())
 			}
 			mu.Lock()

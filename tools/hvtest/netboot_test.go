@@ -51,7 +51,7 @@ func TestNetbootNamespace(t *testing.T) {
 	server := fakeServer(t, `ip -4 addr show dev tap0 > `+marker+`; echo "args: $*" >&2
 echo "pxeserver: 01:02:03.000000 ready: fake" >&2; exec sleep 600`)
 	logPath := filepath.Join(dir, "pxe.log")
-	n, err := startNetboot(context.Background(), server, "/srv/pxe", logPath)
+	n, err := startNetboot(context.Background(), netboot{}, netbootTools{pxeserver: server}, "/srv/pxe", logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,15 +82,15 @@ func TestNetbootServerFails(t *testing.T) {
 	needNetns(t)
 	server := fakeServer(t, `echo "pxeserver: interface tap0: no such network interface" >&2; exit 1`)
 	logPath := filepath.Join(t.TempDir(), "pxe.log")
-	n, err := startNetboot(context.Background(), server, "/srv/pxe", logPath)
-	if err == nil || !strings.Contains(err.Error(), "ended before it was ready") {
+	n, err := startNetboot(context.Background(), netboot{}, netbootTools{pxeserver: server}, "/srv/pxe", logPath)
+	if err == nil || !strings.Contains(err.Error(), "pxeserver ended before it was ready") {
 		t.Fatalf("startNetboot = %v", err)
 	}
 	if netnsExists(n.name) {
 		n.close()
 		t.Errorf("namespace %s left behind", n.name)
 	}
-	if _, err := startNetboot(context.Background(), "/nonexistent/pxeserver", "/srv/pxe", logPath); err == nil || !strings.Contains(err.Error(), "make out/bin/pxeserver") {
+	if _, err := startNetboot(context.Background(), netboot{}, netbootTools{pxeserver: "/nonexistent/pxeserver"}, "/srv/pxe", logPath); err == nil || !strings.Contains(err.Error(), "make out/bin/pxeserver") {
 		t.Errorf("missing server: %v", err)
 	}
 	// Other engineers' tests may make namespaces meanwhile: look at ours.

@@ -349,6 +349,11 @@ func table() []run {
 			qemu: epyc(2), net: &netboot{}, spec: netbootSpec(linuxPairConfig), timeout: qemuTimeout},
 		run{name: "netboot-uefi-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
 			qemu: epyc(2), net: &netboot{uefi: true, firmwarePXE: true}, spec: netbootSpec(linuxPairConfig), timeout: uefiTimeout},
+		// The lab's usual set-up: the lab's DHCP server (busybox udhcpd)
+		// hands out addresses, our server in another namespace answers
+		// as proxyDHCP; OVMF's PXE, then iPXE.
+		run{name: "netboot-uefi-proxy-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{uefi: true, firmwarePXE: true, proxy: true}, spec: netbootSpec(linuxPairConfig), timeout: uefiTimeout},
 		// The lab's real use: a Linux VM whose kernel and initramfs come
 		// over the network as modules. Opt-in (make test-netboot-linux):
 		// the Linux runs have a known open bug (issue 4).
