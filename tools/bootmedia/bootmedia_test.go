@@ -254,6 +254,13 @@ func TestMakePXE(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(out, "README")); !strings.Contains(string(b), "pxeserver -iface") {
 		t.Errorf("README lacks the pxeserver command:\n%s", b)
 	}
+	// Made again without modules, the directory keeps none of the old ones.
+	if _, err := MakePXE(context.Background(), out, image, "selftest", PXE{IPXEDir: ipxe}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(out, "modules")); err != nil || len(ents) != 0 {
+		t.Errorf("modules/ after a run without modules: %v, %v", ents, err)
+	}
 }
 
 // TestMakeGrubNetImage builds the GRUB EFI program with Debian's modules.
