@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"hv/tools/emu"
 )
 
 // needNetns skips a test that makes network namespaces where it cannot.
@@ -136,5 +140,47 @@ func TestRemoveStaleNetns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		sleeper.Process.Kill()
 		t.Errorf("process in the stale namespace not killed")
+	}
+}
+
+// A netboot run that fails still stops its servers and removes its
+// namespaces, and keeps the servers' log with the emulator's.
+func TestNetbootRunFailsCleanly(t *testing.T) {
+	needNetns(t)
+	if _, err := exec.LookPath("grub-mkimage"); err != nil {
+		t.Skip("grub-mkimage not installed (make deps)")
+	}
+	dir := t.TempDir()
+	image := filepath.Join(dir, "hv")
+	if err := os.WriteFile(image, []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := fakeServer(t, `echo "pxeserver: 01:02:03.000000 ready: fake" >&2; echo "pxeserver: a request" >&2; exec sleep 600`)
+	// QEMU that dies at once, as after a failed network boot.
+	qemu := fakeServer(t, `echo "iPXE: no more network devices"; exit 0`)
+	o := options{image: image, logs: filepath.Join(dir, "logs"), jobs: 1, pxeserver: server, ovmf: "/fw/OVMF.fd",
+		filter: regexp.MustCompile("")}
+	r := run{name: "netboot-fails", boot: bootNetboot, cmdline: "selftest", net: &netboot{},
+		qemu: emu.QEMU{Binary: qemu}, spec: selftestSpec(), timeout: time.Minute}
+	var out bytes.Buffer
+	failed, err := runAll(context.Background(), o, []run{r}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed != 1 || !strings.Contains(out.String(), "FAIL netboot-fails: ") {
+		t.Errorf("runner output:\n%s", out.String())
+	}
+	ns, _ := exec.Command("ip", "netns", "list").Output()
+	if mine := netnsPrefix + strconv.Itoa(os.Getpid()) + "-"; strings.Contains(string(ns), mine) {
+		t.Errorf("namespaces left behind:\n%s", ns)
+	}
+	emuLog, _ := os.ReadFile(filepath.Join(o.logs, "netboot-fails.emu.log"))
+	for _, want := range []string{"$ ip netns exec " + netnsPrefix, "--- network servers' log", "pxeserver: a request"} {
+		if !strings.Contains(string(emuLog), want) {
+			t.Errorf("emulator log lacks %q:\n%s", want, emuLog)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(o.logs, "netboot-fails.pxe.log")); !os.IsNotExist(err) {
+		t.Errorf("server log left beside the emulator's: %v", err)
 	}
 }
