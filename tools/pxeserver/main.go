@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -335,21 +336,45 @@ func (s *server) serveDHCP(conn net.PacketConn, port int) error {
 	}
 }
 
-// logFile logs a TFTP or HTTP request with the client's MAC when this
-// server leased its address.
+// logFile logs a TFTP or HTTP request with the client's MAC: from this
+// server's leases, or (proxyDHCP, where another server leased the address)
+// from the kernel's neighbour table, which has the client once it talks.
 func (s *server) logFile(r servedir.Request) {
 	who := fmt.Sprint(r.Client)
 	if host, _, err := net.SplitHostPort(who); err == nil {
+		who = host
 		if a, err := netip.ParseAddr(host); err == nil {
 			if mac, ok := s.dhcp.LeaseOf(a); ok {
-				who = host + " (" + mac.String() + ")"
-			} else {
-				who = host
+				who += " (" + mac.String() + ")"
+			} else if arp, err := os.ReadFile("/proc/net/arp"); err == nil {
+				if mac, ok := neighborMAC(string(arp), a); ok {
+					who += " (" + mac + ")"
+				}
 			}
 		}
 	}
 	r.Client = clientName(who)
 	s.log.Print(r)
+}
+
+// neighborMAC finds an IPv4 address's MAC in the text of /proc/net/arp
+// ("IP address, HW type, Flags, HW address, Mask, Device"; flag 0x2 means
+// complete).
+func neighborMAC(table string, a netip.Addr) (string, bool) {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[0] != a.String() {
+			continue
+		}
+		flags, err := strconv.ParseUint(strings.TrimPrefix(f[2], "0x"), 16, 32)
+		if err != nil || flags&0x2 == 0 {
+			continue
+		}
+		if _, err := net.ParseMAC(f[3]); err == nil {
+			return f[3], true
+		}
+	}
+	return "", false
 }
 
 type clientName string

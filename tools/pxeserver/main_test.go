@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -253,5 +254,25 @@ func TestNoDHCP(t *testing.T) {
 	}
 	if !strings.HasPrefix(s.summary, "no DHCP on lo") {
 		t.Errorf("summary %q", s.summary)
+	}
+}
+
+func TestNeighborMAC(t *testing.T) {
+	table := `IP address       HW type     Flags       HW address            Mask     Device
+10.33.0.150      0x1         0x2         52:54:00:12:34:56     *        vpxe
+10.33.0.151      0x1         0x0         00:00:00:00:00:00     *        vpxe
+`
+	for _, tt := range []struct {
+		ip, want string
+		ok       bool
+	}{
+		{"10.33.0.150", "52:54:00:12:34:56", true},
+		{"10.33.0.151", "", false}, // incomplete
+		{"10.33.0.15", "", false},
+	} {
+		got, ok := neighborMAC(table, netip.MustParseAddr(tt.ip))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("neighborMAC(%s) = %q, %v; want %q, %v", tt.ip, got, ok, tt.want, tt.ok)
+		}
 	}
 }
