@@ -3,8 +3,8 @@
 // from the directory that "make pxe" fills. Plain PXE firmware gets iPXE
 // (undionly.kpxe for a BIOS, ipxe.efi for UEFI x86-64, by DHCP option 93),
 // iPXE gets the URL of boot.ipxe, which loads the hypervisor and its boot
-// modules over HTTP. Every request is logged with the client's MAC (DHCP)
-// or address (TFTP, HTTP; with the MAC when this server leased it).
+// modules over HTTP. Every request is logged with the client's MAC and, for
+// DHCP, its architecture and what it was given (docs/pxe.md).
 //
 // The DHCP decisions are package hv/tools/pxeserver/pxedhcp's, the rooted
 // file serving package hv/tools/pxeserver/servedir's; this command owns
