@@ -52,11 +52,17 @@ type QEMU struct {
 	Extra       []string
 }
 
-// Netboot boots from QEMU's user-mode network: its built-in DHCP and TFTP
-// server hand out BootFile from TFTPDir to the NIC's iPXE ROM.
+// Netboot boots from the network (-boot n). With TFTPDir, QEMU's user-mode
+// network's built-in DHCP and TFTP server hand out BootFile from TFTPDir to
+// the NIC's iPXE ROM. With TAP, the NIC is on that existing TAP device
+// (QEMU must run in its network namespace) and a real server answers.
 type Netboot struct {
 	TFTPDir  string
 	BootFile string
+	TAP      string
+	// NoROM leaves the NIC without its iPXE option ROM, so that the
+	// firmware's own network stack boots (OVMF's PXE).
+	NoROM bool
 }
 
 // Args returns the command line after the binary name.
@@ -118,13 +124,24 @@ func (q QEMU) Args() ([]string, error) {
 	case q.CDROM != "":
 		a = append(a, "-net", "none", "-cdrom", q.CDROM, "-boot", "d")
 	default:
-		if strings.ContainsAny(q.Netboot.TFTPDir+q.Netboot.BootFile, ",") {
-			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", q.Netboot.TFTPDir)
+		n := q.Netboot
+		if strings.ContainsAny(n.TFTPDir+n.BootFile+n.TAP, ",") {
+			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", n.TFTPDir+n.TAP)
 		}
-		a = append(a,
-			"-netdev", fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", q.Netboot.TFTPDir, q.Netboot.BootFile),
-			"-device", "virtio-net-pci,netdev=n0",
-			"-boot", "n")
+		if (n.TAP == "") == (n.TFTPDir == "") {
+			return nil, fmt.Errorf("emu: netboot wants exactly one of TAP and TFTPDir")
+		}
+		netdev := fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", n.TFTPDir, n.BootFile)
+		if n.TAP != "" {
+			netdev = fmt.Sprintf("tap,id=n0,ifname=%s,script=no,downscript=no", n.TAP)
+		}
+		// QEMU's default ROM for the NIC is Debian's ipxe-qemu
+		// efi-virtio.rom (legacy and UEFI iPXE).
+		nic := "virtio-net-pci,netdev=n0"
+		if n.NoROM {
+			nic += ",romfile="
+		}
+		a = append(a, "-netdev", netdev, "-device", nic, "-boot", "n")
 	}
 	return append(a, q.Extra...), nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/md5"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,6 +25,7 @@ const (
 	bootISOUEFI             // GRUB ISO, OVMF
 	bootPXE                 // iPXE over QEMU's user network
 	bootBochs               // GRUB ISO in Bochs
+	bootNetboot             // tools/pxeserver in a network namespace, QEMU on its TAP (netboot.go)
 )
 
 // run is one row of the table: a machine, a command line and what its
@@ -33,9 +36,11 @@ type run struct {
 	cmdline string
 	qemu    emu.QEMU  // for every boot but bootBochs; the boot source is filled in later
 	bochs   emu.Bochs // for bootBochs; ISO and files are filled in later
-	// modules are host files an ISO carries as boot modules (bootBochs,
-	// bootISOBIOS, bootISOUEFI), each named by its base name.
+	// modules are host files an ISO or PXE directory carries as boot
+	// modules (all but bootKernel), each named by its base name.
 	modules []string
+	// net says how a bootNetboot run boots from the network.
+	net     *netboot
 	spec    marker.Spec
 	timeout time.Duration
 	// optIn keeps the run out of a plain "hvtest" (make qemu-test): it
@@ -72,6 +77,20 @@ func selftestSpec() marker.Spec {
 		},
 		Exit: marker.WantSuccess,
 	}
+}
+
+// netbootSpec: the self-test, after the report has named the module that
+// came over the network with its size: iPXE names it by its URL and the
+// name from boot.ipxe, GRUB by the name from grub.cfg.
+func netbootSpec(module string) marker.Spec {
+	s := selftestSpec()
+	size := int64(-1)
+	if st, err := os.Stat(module); err == nil {
+		size = st.Size()
+	}
+	base := regexp.QuoteMeta(filepath.Base(module))
+	s.Expect = append(marker.Patterns(`^hv: `, fmt.Sprintf(`^hv: module "(http://\S+/modules/%s )?%s", %d bytes$`, base, base, size)), s.Expect[1:]...)
+	return s
 }
 
 // crashSpec: selftest=crash must end in the Go runtime's panic report
@@ -328,6 +347,26 @@ func table() []run {
 	}
 	rs = append(rs,
 		run{name: "qemu-pxe-selftest", boot: bootPXE, cmdline: "selftest", qemu: epyc(1), spec: selftestSpec(), timeout: qemuTimeout},
+		// A lab server's network boot (issue 7): our PXE server in a
+		// network namespace of the run's own, QEMU on its TAP device.
+		// BIOS: the NIC's iPXE ROM gets boot.ipxe at once and loads the
+		// image and a module over HTTP. UEFI: OVMF's own PXE gets
+		// ipxe.efi over TFTP (arch 7), which gets boot.ipxe, which
+		// chains GRUB, which loads them with multiboot2 over HTTP.
+		run{name: "netboot-bios-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{}, spec: netbootSpec(linuxPairConfig), timeout: qemuTimeout},
+		run{name: "netboot-uefi-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{uefi: true, firmwarePXE: true}, spec: netbootSpec(linuxPairConfig), timeout: uefiTimeout},
+		// The lab's usual set-up: the lab's DHCP server (busybox udhcpd)
+		// hands out addresses, our server in another namespace answers
+		// as proxyDHCP; OVMF's PXE, then iPXE.
+		run{name: "netboot-uefi-proxy-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{uefi: true, firmwarePXE: true, proxy: true}, spec: netbootSpec(linuxPairConfig), timeout: uefiTimeout},
+		// The lab's real use: a Linux VM whose kernel and initramfs come
+		// over the network as modules (single-threaded TCG, as every
+		// Linux run).
+		run{name: "netboot-bios-linux-svm", boot: bootNetboot, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
+			qemu: emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2, SingleThreadTCG: true}, net: &netboot{}, spec: linuxSpec(), timeout: qemuTimeout},
 
 		// Bad input (issue 2 item 9): one clear line and a failure exit.
 		run{name: "bad-option-unknown", boot: bootKernel, cmdline: "selftest frobnicate", qemu: epyc(1),
