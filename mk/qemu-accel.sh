@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Print the QEMU acceleration and CPU arguments for "make run":
 # "-accel kvm -cpu host" when KVM really works here, else TCG with an EPYC
-# model (SVM and nested paging under TCG). Notes go to stderr.
+# model (SVM and nested paging under TCG), single-threaded because QEMU
+# 7.2's multi-threaded TCG now and then loses a guest's nested-paging
+# translations (docs/testing.md). Notes go to stderr.
 set -uo pipefail
 
-tcg="-accel tcg -cpu EPYC"
+tcg="-accel tcg,thread=single -cpu EPYC"
 if [[ ! -e /dev/kvm ]]; then
 	echo "$tcg"
 	exit 0

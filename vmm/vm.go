@@ -52,8 +52,8 @@ type Timer interface {
 // CPU, on that CPU: cache monitoring reads the PMU there so that each vCPU's
 // counts are its own.
 type SwitchObserver interface {
-	SwitchIn(hostCPU int, now uint64)
-	SwitchOut(hostCPU int, now uint64)
+	SwitchIn(vcpu, hostCPU int, now uint64)
+	SwitchOut(vcpu, hostCPU int, now uint64)
 }
 
 // Config describes a VM.
@@ -408,11 +408,11 @@ func (v *vcpuRun) loop(stopAfter uint64) error {
 		v.updateTimers()
 		v.deliverEvents()
 		if o := v.vm.Observer; o != nil {
-			o.SwitchIn(v.hostCPU, v.vm.Now())
+			o.SwitchIn(v.index, v.hostCPU, v.vm.Now())
 		}
 		ex, err := v.cpu.Run()
 		if o := v.vm.Observer; o != nil {
-			o.SwitchOut(v.hostCPU, v.vm.Now())
+			o.SwitchOut(v.index, v.hostCPU, v.vm.Now())
 		}
 		if err != nil {
 			return v.stop("entry failed: "+err.Error(), err)
@@ -488,8 +488,8 @@ var exitHandlers = [numReasons]exitHandler{
 	ExitNone:              handleNothing, // the backend finished the work itself
 	ExitShutdown: func(v *vcpuRun, _ Exit) error {
 		s := v.cpu.SRegs()
-		return v.stop(fmt.Sprintf("triple fault (cr0=%#x cr3=%#x cr4=%#x efer=%#x cs=%#x/%#x idt=%#x+%#x)",
-			s.CR0, s.CR3, s.CR4, s.EFER, s.CS.Selector, s.CS.Attrib, s.IDT.Base, s.IDT.Limit), nil)
+		return v.stop(fmt.Sprintf("triple fault (cr0=%#x cr3=%#x cr4=%#x efer=%#x cs=%#x/%#x idt=%#x+%#x; %s)",
+			s.CR0, s.CR3, s.CR4, s.EFER, s.CS.Selector, s.CS.Attrib, s.IDT.Base, s.IDT.Limit, v.fetchWalk()), nil)
 	},
 	// Backends emulate the control-register accesses they intercept (VMX:
 	// CR0/CR4 bits the VMM owns); one that reaches the VMM is a backend gap.
@@ -671,6 +671,21 @@ func decodeMode(s SRegs) int {
 		return 32
 	}
 	return 16
+}
+
+// fetchWalk describes the VMM's own walk of the guest page tables for an
+// instruction fetch at CS:RIP, for a triple-fault report: it tells a guest
+// whose tables really lack the mapping from one whose processor saw
+// something other than what guest memory holds.
+func (v *vcpuRun) fetchWalk() string {
+	r, s := v.cpu.Regs(), v.cpu.SRegs()
+	w := pagewalk.Walker{Mem: v.vm.Mem, PhysAddrBits: 48, Vendor: pagewalk.VendorAMD}
+	st := &pagewalk.State{CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER, RFLAGS: r.RFLAGS, CPL: s.CPL}
+	tr, err := w.Translate(st, s.CS.Base+r.RIP, pagewalk.AccessFetch)
+	if err != nil {
+		return "VMM walk of rip: " + err.Error()
+	}
+	return fmt.Sprintf("VMM walk of rip: gpa %#x", tr.GPA)
 }
 
 // instructionLength decodes the instruction at CS:RIP (for exits without a

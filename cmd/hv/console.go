@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -174,6 +175,16 @@ func (vs vmSet) Restart(name string) error {
 
 // serveConsole routes what the host types on COM1 to the VM that owns the
 // console, through the monitor, until done is closed.
+// CacheStats implements monitor.Controller: every VM of the set reports
+// to the same cache monitoring.
+func (vs vmSet) CacheStats(w io.Writer, prefix string) {
+	var c *cacheMon
+	if len(vs) > 0 {
+		c = vs[0].g.cache
+	}
+	c.writeText(w, prefix)
+}
+
 func (vs vmSet) serveConsole(done <-chan struct{}) {
 	mon := monitor.New(vs, os.Stdout, vs[0].g.name)
 	buf := make([]byte, 256)

@@ -55,6 +55,7 @@ type guest struct {
 	diskMiB uint64 // size of an empty disk when disk is "" (0: the PC's default)
 	memMiB  uint64 // 0: the PC's default
 	sw      *vswitch.Switch
+	cache   *cacheMon // cache monitoring the VM reports to (boot option cachemon)
 }
 
 // machineConfig reads the guest's modules into a PC configuration.
@@ -111,6 +112,9 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 		return out, false
 	}
 	defer m.Close()
+	if err := g.cache.attach(m.VM, 1); err != nil {
+		fmt.Printf("hv: vm %s: %v; running without cache monitoring\n", g.name, err)
+	}
 	fmt.Printf("hv: vm %s: %s, %d MiB, kernel %d bytes, initrd %d bytes, cpu %d\n", g.name, m.Loaded.Kind, m.VM.Mem.Size()>>20, len(cfg.Kernel), len(cfg.Initrd)+moduleBytesLen(cfg.Modules), cpu)
 	s.started(m)
 	start := time.Now()
@@ -131,6 +135,9 @@ func runGuest(s *vmSlot, b vmm.Backend, build *sync.Mutex, cpu int) (out pc.Outc
 			fmt.Printf("hv: vm %s: %v\n", g.name, err)
 		}
 		return out, false
+	}
+	if g.cache != nil && g.cache.s != nil {
+		g.cache.writeText(os.Stdout, "hv: vm "+g.name+": ")
 	}
 	if out.Kind == pc.Stopped {
 		fmt.Printf("hv: vm %s: stopped by the monitor\n", g.name)
@@ -165,14 +172,14 @@ func status(out pc.Outcome, ok bool) int {
 
 // runVM runs the PC guest the boot options describe on CPU 0 and returns
 // the hypervisor's exit status.
-func runVM(o *bootopt.VM) int {
+func runVM(o *bootopt.VM, cache *cacheMon) int {
 	b, err := newBackend()
 	if err != nil {
 		fmt.Printf("hv: error: vm %s: %v\n", o.Name, err)
 		return 1
 	}
 	vs := vmSet{newSlot(guest{name: o.Name, kernel: o.Kernel, initrd: o.Initrd, cmdline: o.Append,
-		disk: o.Disk, memMiB: o.MemMiB})}
+		disk: o.Disk, memMiB: o.MemMiB, cache: cache})}
 	done := make(chan struct{})
 	defer close(done)
 	fmt.Print(consoleHelp(vs))
@@ -185,7 +192,7 @@ func runVM(o *bootopt.VM) int {
 // for a CPU to free), VMs naming the same nic on one virtual switch. It
 // returns the exit status: a single VM's as runVM gives it, else 0 when
 // every VM powered off and 1 otherwise.
-func runConfig(name string) int {
+func runConfig(name string, cache *cacheMon) int {
 	data, err := moduleBytes(name)
 	if err != nil {
 		fmt.Printf("hv: error: config: %v\n", err)
@@ -201,7 +208,7 @@ func runConfig(name string) int {
 	var up *uplink
 	for i, vm := range f.VMs {
 		g := guest{name: vm.Name, kernel: vm.Kernel, initrd: vm.Initrd, cmdline: vm.Cmdline,
-			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB}
+			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB, cache: cache}
 		if vm.NIC != "" {
 			if switches[vm.NIC] == nil {
 				switches[vm.NIC] = vswitch.New(0)

@@ -40,10 +40,10 @@ func main() {
 		}
 	}
 	if opts.VM != nil {
-		boot.Exit(runVM(opts.VM))
+		boot.Exit(runVM(opts.VM, newCacheMon(opts.CacheMonMs)))
 	}
 	if opts.Config != "" {
-		boot.Exit(runConfig(opts.Config))
+		boot.Exit(runConfig(opts.Config, newCacheMon(opts.CacheMonMs)))
 	}
 	boot.Exit(0)
 }
@@ -57,6 +57,11 @@ func report() {
 	fmt.Printf("hv: virtualization %s\n", boot.Virtualization())
 	if l := boot.LoaderName(); l != "" {
 		fmt.Printf("hv: boot loader %s\n", l)
+	}
+	// The boot modules as the loader named them: a VM's files are found
+	// by these names (a network boot test checks they arrived).
+	for _, m := range boot.Modules() {
+		fmt.Printf("hv: module %q, %d bytes\n", m.Cmdline, m.End-m.Start)
 	}
 	// The PMU probe runs only when benchmarks are asked for: it touches
 	// 64 MiB to check that the counters count, which a plain boot and the

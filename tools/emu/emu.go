@@ -24,6 +24,12 @@ type QEMU struct {
 	Binary string // default "qemu-system-x86_64"
 	// Accel is "tcg" or "kvm"; default "tcg".
 	Accel string
+	// SingleThreadTCG runs every CPU of a TCG machine on one host thread
+	// (-accel tcg,thread=single) instead of one thread per CPU. QEMU 7.2's
+	// multi-threaded TCG loses a guest's nested-paging translations now
+	// and then (docs/testing.md, "QEMU's multi-threaded TCG"),
+	// which Linux guests hit; round-robin TCG does not. Ignored under KVM.
+	SingleThreadTCG bool
 	// CPU is the -cpu model, e.g. "EPYC" or "qemu64,-svm"; default "EPYC"
 	// (it has SVM and NPT under TCG).
 	CPU    string
@@ -55,11 +61,17 @@ type QEMU struct {
 // transport, the one the hypervisor's driver speaks.
 var userNIC = []string{"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,disable-legacy=on"}
 
-// Netboot boots from QEMU's user-mode network: its built-in DHCP and TFTP
-// server hand out BootFile from TFTPDir to the NIC's iPXE ROM.
+// Netboot boots from the network (-boot n). With TFTPDir, QEMU's user-mode
+// network's built-in DHCP and TFTP server hand out BootFile from TFTPDir to
+// the NIC's iPXE ROM. With TAP, the NIC is on that existing TAP device
+// (QEMU must run in its network namespace) and a real server answers.
 type Netboot struct {
 	TFTPDir  string
 	BootFile string
+	TAP      string
+	// NoROM leaves the NIC without its iPXE option ROM, so that the
+	// firmware's own network stack boots (OVMF's PXE).
+	NoROM bool
 }
 
 // Args returns the command line after the binary name.
@@ -90,6 +102,9 @@ func (q QEMU) Args() ([]string, error) {
 	if mem < 0 || smp < 0 {
 		return nil, fmt.Errorf("emu: bad memory %d MiB or %d CPUs", mem, smp)
 	}
+	if accel == "tcg" && q.SingleThreadTCG {
+		accel = "tcg,thread=single"
+	}
 	a := []string{
 		"-accel", accel,
 		"-cpu", def(q.CPU, "EPYC"),
@@ -110,7 +125,7 @@ func (q QEMU) Args() ([]string, error) {
 		a = append(a, "-bios", q.Firmware)
 	}
 	if q.UserNIC && q.Netboot != nil {
-		return nil, fmt.Errorf("emu: UserNIC with Netboot: the netboot NIC is already on the user network")
+		return nil, fmt.Errorf("emu: UserNIC with Netboot: a netboot machine has its NIC already")
 	}
 	if q.UserNIC {
 		a = append(a, userNIC...)
@@ -124,13 +139,24 @@ func (q QEMU) Args() ([]string, error) {
 	case q.CDROM != "":
 		a = append(a, "-net", "none", "-cdrom", q.CDROM, "-boot", "d")
 	default:
-		if strings.ContainsAny(q.Netboot.TFTPDir+q.Netboot.BootFile, ",") {
-			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", q.Netboot.TFTPDir)
+		n := q.Netboot
+		if strings.ContainsAny(n.TFTPDir+n.BootFile+n.TAP, ",") {
+			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", n.TFTPDir+n.TAP)
 		}
-		a = append(a,
-			"-netdev", fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", q.Netboot.TFTPDir, q.Netboot.BootFile),
-			"-device", "virtio-net-pci,netdev=n0",
-			"-boot", "n")
+		if (n.TAP == "") == (n.TFTPDir == "") {
+			return nil, fmt.Errorf("emu: netboot wants exactly one of TAP and TFTPDir")
+		}
+		netdev := fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", n.TFTPDir, n.BootFile)
+		if n.TAP != "" {
+			netdev = fmt.Sprintf("tap,id=n0,ifname=%s,script=no,downscript=no", n.TAP)
+		}
+		// QEMU's default ROM for the NIC is Debian's ipxe-qemu
+		// efi-virtio.rom (legacy and UEFI iPXE).
+		nic := "virtio-net-pci,netdev=n0"
+		if n.NoROM {
+			nic += ",romfile="
+		}
+		a = append(a, "-netdev", netdev, "-device", nic, "-boot", "n")
 	}
 	return append(a, q.Extra...), nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,34 @@ func TestSection(t *testing.T) {
 	empty := (&results{want: 1, runs: map[key][]sample{}, cmds: map[key]string{}}).section()
 	if !strings.Contains(empty, "| — | — | — |") || !strings.Contains(empty, "No run failed.") {
 		t.Errorf("empty section:\n%s", empty)
+	}
+}
+
+func TestParseBench(t *testing.T) {
+	tests := []struct {
+		line string
+		op   string
+		mbps float64
+		ok   bool
+	}{
+		{"test: bench blk write 33554432 bytes 1000000000 ns", "write", 33.554432, true},
+		{"linux: test: bench blk read 1000000 bytes 500000 ns", "read", 2000, true},
+		{"test: bench blk read 1000000 bytes 0 ns", "", 0, false},
+		{"test: bench blk read 0 bytes 10 ns", "", 0, false},
+		{"test: bench blk erase 1 bytes 1 ns", "", 0, false},
+		{"hv: test: bench blk read 1 bytes 1 ns", "", 0, false},
+	}
+	for _, tt := range tests {
+		op, mbps, ok := parseBench(tt.line)
+		if op != tt.op || math.Abs(mbps-tt.mbps) > 1e-9 || ok != tt.ok {
+			t.Errorf("parseBench(%q) = %q, %v, %v; want %q, %v, %v", tt.line, op, mbps, ok, tt.op, tt.mbps, tt.ok)
+		}
+	}
+}
+
+// The guest's command line asks for the measurement the report names.
+func TestGuestAppendBench(t *testing.T) {
+	if want := " hv.bench=" + strconv.Itoa(benchMiB); !strings.HasSuffix(guestAppend, want) {
+		t.Errorf("guestAppend = %q, want it to end in %q", guestAppend, want)
 	}
 }

@@ -24,7 +24,17 @@ type Options struct {
 	// Config is the boot module holding a VM configuration file
 	// (`config=<module>`, vmm/config): every VM in it runs at once.
 	Config string
+	// CacheMonMs is the cache-monitoring interval in milliseconds
+	// (`cachemon` for DefaultCacheMonMs, `cachemon=<ms>`); 0: off.
+	CacheMonMs int
 }
+
+// DefaultCacheMonMs is the interval of a bare `cachemon`, and
+// MaxCacheMonMs the longest accepted.
+const (
+	DefaultCacheMonMs = 100
+	MaxCacheMonMs     = 60_000
+)
 
 // VM is a PC guest's configuration: files are named by their boot module
 // names (the module's command line), the guest command line is `append`.
@@ -58,6 +68,7 @@ var known = map[string]string{
 	"mem":      "required: MiB",
 	"cpus":     "required: vCPU count",
 	"config":   "required: boot module name",
+	"cachemon": "optional: sampling interval in ms",
 }
 
 // vmOptions are the options that only make sense with vm=.
@@ -182,6 +193,15 @@ func Parse(cmdline string) (Options, error) {
 					return o, fmt.Errorf("empty guest name in %q", w)
 				}
 				o.Guests = append(o.Guests, g)
+			}
+		case "cachemon":
+			o.CacheMonMs = DefaultCacheMonMs
+			if hasValue {
+				ms, err := strconv.Atoi(value)
+				if err != nil || ms < 1 || ms > MaxCacheMonMs {
+					return o, fmt.Errorf("bad value in boot option %q: want cachemon or cachemon=<ms>, 1 to %d", w, MaxCacheMonMs)
+				}
+				o.CacheMonMs = ms
 			}
 		case "config":
 			if !hasValue || value == "" {

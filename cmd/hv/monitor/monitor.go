@@ -49,6 +49,10 @@ type Controller interface {
 	// exists; they return an error when its state does not allow it.
 	Stop(name string) error
 	Restart(name string) error
+	// CacheStats writes the cache-monitoring state (each vCPU's
+	// occupancy and miss-ratio curve, or why monitoring is off), each
+	// line starting with prefix.
+	CacheStats(w io.Writer, prefix string)
 }
 
 // Monitor is the console's input state machine. It is not safe for
@@ -155,6 +159,7 @@ hv: monitor:   l, list        list VMs: state and exits by reason
 hv: monitor:   c, connect VM  connect the console to VM
 hv: monitor:   s, stop VM     stop VM (its vCPU loop ends)
 hv: monitor:   r, restart VM  start a stopped VM again from its configuration
+hv: monitor:   m, cache       cache monitoring: each vCPU's LLC occupancy and miss-ratio curve
 hv: monitor:   q, quit        back to the console (also Enter on an empty line, or Ctrl-])
 hv: monitor:   h, ?, help     this text
 hv: monitor: Ctrl-] Ctrl-] sends one Ctrl-] to the VM.
@@ -182,6 +187,10 @@ func (m *Monitor) command(line string) bool {
 	case "l", "list":
 		if m.noArgs(cmd, args) {
 			m.list()
+		}
+	case "m", "cache":
+		if m.noArgs(cmd, args) {
+			m.ctl.CacheStats(m.out, "hv: monitor: ")
 		}
 	case "c", "connect":
 		if name, ok := m.vmArg(cmd, args); ok {

@@ -3,6 +3,7 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +35,10 @@ func (f *fakeVMs) Stop(name string) error {
 func (f *fakeVMs) Restart(name string) error {
 	f.acts = append(f.acts, "restart "+name)
 	return nil
+}
+
+func (f *fakeVMs) CacheStats(w io.Writer, prefix string) {
+	fmt.Fprintf(w, "%scachemon: llc 1024 KiB\n%svcpu 0 \"vm1/0\" occ 10 lines\n", prefix, prefix)
 }
 
 func newFake() *fakeVMs {
@@ -106,6 +111,10 @@ func TestInput(t *testing.T) {
 			lines: []string{`no vm "vmx" (vms: vm1, vm2)`}},
 		{name: "restart", input: []string{esc + "r vm2\r"}, acts: []string{"restart vm2"}, active: true, owner: "vm1",
 			lines: []string{"restarting vm vm2"}},
+		{name: "cache monitoring", input: []string{esc + "m\r"}, active: true, owner: "vm1",
+			lines: []string{"cachemon: llc 1024 KiB", `vcpu 0 "vm1/0" occ 10 lines`}},
+		{name: "cache takes no arguments", input: []string{esc + "cache vm1\r"}, active: true, owner: "vm1",
+			lines: []string{`cache takes no arguments, got "vm1"`}},
 		{name: "control bytes are dropped from commands", input: []string{esc + "\x01l\x02\r"}, active: true, owner: "vm1",
 			lines: []string{"vm vm1: running, console, 12 exits (io 10, hlt 2)", "vm vm2: stopped, 0 exits"}},
 		{name: "an overlong line is cut", input: []string{esc + strings.Repeat("z", 200) + "\r"}, active: true, owner: "vm1",
@@ -150,7 +159,7 @@ func TestHelpNamesEveryCommand(t *testing.T) {
 	var out strings.Builder
 	m := New(f, &out, "vm1")
 	m.Input([]byte{Escape, 'h', '\r'})
-	for _, c := range []string{"list", "connect", "stop", "restart", "quit"} {
+	for _, c := range []string{"list", "connect", "stop", "restart", "cache", "quit"} {
 		if !strings.Contains(out.String(), c) {
 			t.Errorf("help does not mention %q:\n%s", c, out.String())
 		}
