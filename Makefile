@@ -6,7 +6,10 @@
 #   make run ARGS="selftest"     boot out/hv under QEMU with those boot options (Ctrl-A x quits)
 #   make test                    gofmt, go vet, staticcheck, host unit tests, then make qemu-test
 #   make qemu-test               every emulator run of tools/hvtest (docs/testing.md)
-#   make image | iso | pxe       out/hv, out/hv.iso (BIOS+UEFI), out/pxe/ (iPXE)
+#   make image | iso | pxe       out/hv, out/hv.iso (BIOS+UEFI), out/pxe/ (PXE: iPXE, GRUB for UEFI)
+#   make serve-pxe IFACE=eth1 [RANGE=FIRST-LAST]
+#                                serve out/pxe to lab servers on IFACE (tools/pxeserver): proxyDHCP
+#                                beside the lab's DHCP server, or full DHCP handing out RANGE
 #   make bench                   docs/bench.md
 #   make deps                    install missing Debian packages (run, test, iso do it too)
 #   make clean
@@ -17,8 +20,10 @@
 #             kernel, initrd (a Multiboot kernel's first module), its command
 #             line, RAM in MiB, vCPUs (1 to 8, spread over QEMU_SMP host CPUs)
 #   CMDLINE   the same for iso and pxe only (defaults to ARGS)
-#   MODULES   files the ISO carries as boot modules, each named by its base
-#             name, e.g. MODULES="out/linux/vmlinuz out/linux/initramfs.cpio.gz"
+#   MODULES   files the ISO and the PXE directory carry as boot modules, each
+#             named by its base name, e.g. MODULES="out/linux/vmlinuz out/linux/initramfs.cpio.gz"
+#   IFACE, RANGE         serve-pxe: the interface, and the addresses to hand out
+#             (none: proxyDHCP)
 #   QEMU_MEM, QEMU_SMP   memory (MiB) and CPUs for run
 #   HVTEST_FLAGS         extra flags for tools/hvtest, e.g. HVTEST_FLAGS='-run smp2 -v'
 #
@@ -51,6 +56,8 @@ MEM      ?=
 CPUS     ?=
 CMDLINE  ?= $(ARGS)
 MODULES  ?=
+IFACE    ?=
+RANGE    ?=
 QEMU_MEM ?= 512
 QEMU_SMP ?= 2
 HVTEST_FLAGS ?=
@@ -62,6 +69,9 @@ CLEAN_FILES   :=
 DEB_DEPS := \
 	qemu-system-x86_64:qemu-system-x86 \
 	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
+	/usr/lib/ipxe/undionly.kpxe:ipxe \
+	ip:iproute2 \
+	grub-mkimage:grub-common \
 	bochs:bochs \
 	/usr/share/bochs/BIOS-bochs-latest:bochsbios \
 	/usr/share/vgabios/vgabios.bin:vgabios \
@@ -81,7 +91,7 @@ DEB_DEPS := \
 KERNEL_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOEXPERIMENT=norandomizedheapbase64
 KERNEL_FLAGS := -trimpath -ldflags '-T 0x201000 -E hv/boot.entry32'
 
-.PHONY: all image iso pxe run test unit qemu-test bench bench-platform deps clean FORCE
+.PHONY: all image iso pxe serve-pxe run test unit qemu-test bench bench-platform deps clean FORCE
 all: image
 
 $(OUT) $(BIN) $(BENCH_DIR):
@@ -118,15 +128,20 @@ $(OUT)/modules.txt: FORCE | $(OUT)
 $(OUT)/hv.iso: $(OUT)/hv $(OUT)/cmdline.txt $(OUT)/modules.txt $(MODULES) $(BIN)/mkiso | deps
 	$(BIN)/mkiso -o $@ -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv $(MODULES)
 
-$(OUT)/pxe/boot.ipxe: $(OUT)/hv $(OUT)/cmdline.txt $(BIN)/mkpxe
-	$(BIN)/mkpxe -o $(OUT)/pxe -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv
+$(OUT)/pxe/boot.ipxe: $(OUT)/hv $(OUT)/cmdline.txt $(OUT)/modules.txt $(MODULES) $(BIN)/mkpxe | deps
+	$(BIN)/mkpxe -o $(OUT)/pxe -cmdline "$$(cat $(OUT)/cmdline.txt)" $(OUT)/hv $(MODULES)
 
 image: $(OUT)/hv
 
 iso: deps $(OUT)/hv.iso
 
-pxe: $(OUT)/pxe/boot.ipxe
-	@echo "out/pxe: serve it over TFTP, or try: qemu-system-x86_64 -accel tcg -cpu EPYC -m 512 -display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 -netdev user,id=n,tftp=out/pxe,bootfile=boot.ipxe -device virtio-net-pci,netdev=n -boot n"
+pxe: deps $(OUT)/pxe/boot.ipxe $(BIN)/pxeserver
+	@echo "out/pxe: serve it with: $(BIN)/pxeserver -iface IFACE -dir $(OUT)/pxe -proxy (or -range FIRST-LAST), or make serve-pxe IFACE=... (README, \"Boot a lab server\")"
+
+# The PXE server in the foreground, logging every request; Ctrl-C stops it.
+serve-pxe: pxe
+	@$(if $(strip $(IFACE)),,echo "serve-pxe: give IFACE, the interface the lab servers are on (and RANGE=FIRST-LAST unless the lab has a DHCP server)" >&2; exit 2)
+	$(BIN)/pxeserver -iface '$(IFACE)' -dir $(OUT)/pxe $(if $(strip $(RANGE)),-range '$(RANGE)',-proxy)
 
 # The default VM of a bare "make run": Debian's kernel and initramfs from
 # linux-files, /init starting a shell on the console (hv.shell).
@@ -176,8 +191,8 @@ unit:
 	$(STATICCHECK) $(UNIT_PKGS)
 	$(GO) test $(UNIT_PKGS)
 
-qemu-test: deps $(OUT)/hv $(BIN)/hvtest linux-files
-	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs $(HVTEST_FLAGS)
+qemu-test: deps $(OUT)/hv $(BIN)/hvtest $(BIN)/pxeserver linux-files
+	$(BIN)/hvtest -image $(OUT)/hv -logs $(OUT)/test-logs -pxeserver $(BIN)/pxeserver $(HVTEST_FLAGS)
 
 # docs/bench.md is assembled from the sections in $(BENCH_DIR).
 bench: deps $(OUT)/hv $(BIN)/hvbench

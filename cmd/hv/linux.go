@@ -222,6 +222,7 @@ func runConfig(name string, cache *cacheMon) int {
 	}
 	switches := map[string]*vswitch.Switch{}
 	guests := make([]guest, len(f.VMs))
+	var up *uplink
 	for i, vm := range f.VMs {
 		g := guest{name: vm.Name, kernel: vm.Kernel, initrd: vm.Initrd, cmdline: vm.Cmdline,
 			disk: vm.Disk.Module, diskMiB: vm.Disk.RAMMiB, memMiB: vm.MemoryMiB, cpus: vm.CPUs, cache: cache}
@@ -230,6 +231,13 @@ func runConfig(name string, cache *cacheMon) int {
 				switches[vm.NIC] = vswitch.New(0)
 			}
 			g.sw = switches[vm.NIC]
+		}
+		if vm.NIC == config.UplinkSwitch && up == nil {
+			if up, err = openUplink(g.sw); err != nil {
+				fmt.Printf("hv: error: config: %s:%d: nic %s: %v\n", name, vm.NICLine, vm.NIC, err)
+				return 1
+			}
+			fmt.Printf("hv: %v, uplink of switch %s\n", up, vm.NIC)
 		}
 		guests[i] = g
 	}
@@ -253,6 +261,9 @@ func runConfig(name string, cache *cacheMon) int {
 	}
 	done := make(chan struct{})
 	defer close(done)
+	if up != nil {
+		go up.run(done)
+	}
 	fmt.Print(consoleHelp(vs))
 	go vs.serveConsole(done)
 	results := make([]result, len(guests))
@@ -274,6 +285,9 @@ func runConfig(name string, cache *cacheMon) int {
 	}
 	close(work)
 	wg.Wait()
+	if up != nil {
+		fmt.Printf("hv: %s\n", up.stats())
+	}
 	if len(guests) == 1 {
 		return status(results[0].out, results[0].ok)
 	}

@@ -58,6 +58,11 @@ func report() {
 	if l := boot.LoaderName(); l != "" {
 		fmt.Printf("hv: boot loader %s\n", l)
 	}
+	// The boot modules as the loader named them: a VM's files are found
+	// by these names (a network boot test checks they arrived).
+	for _, m := range boot.Modules() {
+		fmt.Printf("hv: module %q, %d bytes\n", m.Cmdline, m.End-m.Start)
+	}
 	// The PMU probe runs only when benchmarks are asked for: it touches
 	// 64 MiB to check that the counters count, which a plain boot and the
 	// self-test should not pay for.

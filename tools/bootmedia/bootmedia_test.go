@@ -108,22 +108,109 @@ func TestGrubRoundTrip(t *testing.T) {
 	}
 }
 
+// ipxeHead and ipxeTail frame every script: the UEFI branch chains GRUB.
+const (
+	ipxeHead = "#!ipxe\n# Written by hv/tools/bootmedia.\niseq ${platform} efi && goto uefi ||\n"
+	ipxeTail = "boot\n# iPXE for UEFI has no Multiboot: GRUB loads the same files with multiboot2.\n:uefi\nchain grubx64.efi\n"
+)
+
 func TestIPXEScript(t *testing.T) {
-	tests := []struct{ cmdline, want string }{
-		{"", "#!ipxe\n# Written by hv/tools/bootmedia.\nkernel hv\nboot\n"},
-		{" selftest  bench", "#!ipxe\n# Written by hv/tools/bootmedia.\nkernel hv selftest bench\nboot\n"},
+	tests := []struct {
+		cmdline string
+		modules []string
+		want    string // between ipxeHead and ipxeTail
+	}{
+		{cmdline: "", want: "kernel hv\n"},
+		{cmdline: " selftest  bench", want: "kernel hv selftest bench\n"},
+		{cmdline: `config=vms.conf`, modules: []string{"out/linux/vmlinuz", "/tmp/vms.conf"},
+			want: "kernel hv config=vms.conf\nmodule modules/vmlinuz vmlinuz\nmodule modules/vms.conf vms.conf\n"},
+		// iPXE has no quoting: the quotes reach the kernel as they are,
+		// and its words are rejoined with single blanks.
+		{cmdline: `vm=linux append="console=ttyS0 panic=-1"`, want: "kernel hv vm=linux append=\"console=ttyS0 panic=-1\"\n"},
 	}
 	for _, tt := range tests {
-		got, err := IPXEScript(tt.cmdline)
+		got, err := IPXEScript(tt.cmdline, tt.modules...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("IPXEScript(%q) (-want +got):\n%s", tt.cmdline, diff)
+		if diff := cmp.Diff(ipxeHead+tt.want+ipxeTail, got); diff != "" {
+			t.Errorf("IPXEScript(%q, %q) (-want +got):\n%s", tt.cmdline, tt.modules, diff)
 		}
 	}
-	if _, err := IPXEScript("a\rb"); err == nil {
-		t.Errorf("IPXEScript accepted a carriage return")
+	for _, bad := range []string{
+		"a\rb",                 // a second line
+		"selftest ${net0/mac}", // iPXE expands settings
+		"selftest #x",          // a comment to iPXE
+		"selftest || shell",    // a separator
+		"selftest ; shell",     // a separator
+		"selftest && shell",    // a separator
+		"-n selftest",          // an option of iPXE's kernel command
+		`append="a  b"`,        // iPXE would make that "a b"
+		`append="open`,         // malformed
+	} {
+		if _, err := IPXEScript(bad); err == nil {
+			t.Errorf("IPXEScript(%q) accepted a command line iPXE would change", bad)
+		}
+	}
+	if _, err := IPXEScript("", "a/vmlinuz", "b/vmlinuz"); err == nil {
+		t.Errorf("IPXEScript accepted two modules with one name")
+	}
+	if _, err := IPXEScript("", "#vmlinuz"); err == nil {
+		t.Errorf("IPXEScript accepted a module name iPXE takes for a comment")
+	}
+}
+
+// The words the hypervisor gets from iPXE's rejoined words are the words
+// of the command line.
+func TestIPXERoundTrip(t *testing.T) {
+	for _, cmdline := range []string{
+		"selftest",
+		`vm=linux kernel=vmlinuz initrd=initramfs.cpio.gz append="console=ttyS0 panic=-1 nokaslr"`,
+		`append='say "hi" \ bye' guest=all`,
+	} {
+		script, err := IPXEScript(cmdline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kernel string
+		for _, l := range strings.Split(script, "\n") {
+			if strings.HasPrefix(l, "kernel ") {
+				kernel = l
+			}
+		}
+		// iPXE's kernel command line: the image's URL, then its
+		// arguments joined by single blanks (iPXE concat_args).
+		words := strings.Fields(kernel)[2:]
+		loader := "http://10.0.0.1/hv " + strings.Join(words, " ")
+		got, err := bootopt.Split(loader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := bootopt.Split(cmdline)
+		if diff := cmp.Diff(want, got[1:]); diff != "" {
+			t.Errorf("%q through iPXE (-want +got):\n%s", cmdline, diff)
+		}
+	}
+}
+
+func TestGrubNetConfig(t *testing.T) {
+	got, err := GrubNetConfig("config=vms.conf", "out/linux/vmlinuz", "vms.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\tmultiboot2 /hv 'config=vms.conf'\n\tmodule2 /modules/vmlinuz vmlinuz\n\tmodule2 /modules/vms.conf vms.conf\n\tboot\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("GrubNetConfig lacks %q:\n%s", want, got)
+		}
+	}
+	// The bootstrap configuration finds the server and loads this file
+	// from it over HTTP.
+	for _, want := range []string{"set root=(http,$net_default_server)\n", "configfile /grub.cfg\n"} {
+		if !strings.Contains(GrubNetBootstrap, want) {
+			t.Errorf("GrubNetBootstrap lacks %q", want)
+		}
 	}
 }
 
@@ -133,31 +220,71 @@ func TestMakePXE(t *testing.T) {
 	if err := os.WriteFile(image, []byte("kernel bytes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	module := filepath.Join(dir, "vms.conf")
+	if err := os.WriteFile(module, []byte("vm a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ipxe := filepath.Join(dir, "ipxe")
 	os.Mkdir(ipxe, 0o755)
 	if err := os.WriteFile(filepath.Join(ipxe, "undionly.kpxe"), []byte("undi"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "pxe")
-	missing, err := MakePXE(out, image, "selftest", ipxe)
+	missing, err := MakePXE(context.Background(), out, image, "config=vms.conf", PXE{IPXEDir: ipxe}, module)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"ipxe.efi"}, missing); diff != "" {
+	if diff := cmp.Diff([]string{"ipxe.efi", "grubx64.efi"}, missing); diff != "" {
 		t.Errorf("missing loaders (-want +got):\n%s", diff)
 	}
+	script, _ := IPXEScript("config=vms.conf", module)
+	grubCfg, _ := GrubNetConfig("config=vms.conf", module)
 	for name, want := range map[string]string{
-		"hv":            "kernel bytes",
-		"undionly.kpxe": "undi",
-		"boot.ipxe":     "#!ipxe\n# Written by hv/tools/bootmedia.\nkernel hv selftest\nboot\n",
+		"hv":               "kernel bytes",
+		"modules/vms.conf": "vm a",
+		"undionly.kpxe":    "undi",
+		"boot.ipxe":        script,
+		"grub.cfg":         grubCfg,
 	} {
 		b, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil || string(b) != want {
 			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
 		}
 	}
-	if b, _ := os.ReadFile(filepath.Join(out, "README")); !strings.Contains(string(b), "tftp=out/pxe,bootfile=boot.ipxe") {
-		t.Errorf("README lacks the QEMU TFTP example:\n%s", b)
+	if b, _ := os.ReadFile(filepath.Join(out, "README")); !strings.Contains(string(b), "pxeserver -iface") {
+		t.Errorf("README lacks the pxeserver command:\n%s", b)
+	}
+	// Made again without modules, the directory keeps none of the old ones.
+	if _, err := MakePXE(context.Background(), out, image, "selftest", PXE{IPXEDir: ipxe}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(out, "modules")); err != nil || len(ents) != 0 {
+		t.Errorf("modules/ after a run without modules: %v, %v", ents, err)
+	}
+}
+
+// TestMakeGrubNetImage builds the GRUB EFI program with Debian's modules.
+func TestMakeGrubNetImage(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(GrubEFIDir, "multiboot2.mod")); err != nil {
+		t.Skip("grub-efi-amd64-bin not installed (make deps)")
+	}
+	if _, err := exec.LookPath("grub-mkimage"); err != nil {
+		t.Skip("grub-mkimage not installed (make deps)")
+	}
+	out := filepath.Join(t.TempDir(), PXEGrubImage)
+	if err := MakeGrubNetImage(context.Background(), out, GrubEFIDir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PE file with the bootstrap configuration inside.
+	if len(b) < 2 || string(b[:2]) != "MZ" || !strings.Contains(string(b), "set root=(http,$net_default_server)") {
+		t.Errorf("%s: not an EFI program with the bootstrap configuration (%d bytes)", out, len(b))
+	}
+	if err := MakeGrubNetImage(context.Background(), out, t.TempDir()); err == nil {
+		t.Errorf("MakeGrubNetImage without modules succeeded")
 	}
 }
 
@@ -179,6 +306,7 @@ func TestGrubConfigModules(t *testing.T) {
 		{"my kernel"},
 		{"it's"},
 		{"/"},
+		{"#x"},
 	} {
 		if _, err := GrubConfig("", bad...); err == nil {
 			t.Errorf("GrubConfig accepted modules %q", bad)

@@ -49,14 +49,29 @@ type QEMU struct {
 	// ICountShift, if not nil, runs with -icount shift=N: guest time (and
 	// the TSC) advances 2^N ns per instruction, so it counts instructions.
 	ICountShift *int
-	Extra       []string
+	// UserNIC adds a modern-only virtio-net-pci NIC on QEMU's user network
+	// (10.0.2.0/24: DHCP, gateway 10.0.2.2, DNS 10.0.2.3), the host NIC
+	// the hypervisor bridges into the switch "uplink" (Kernel and CDROM
+	// boots; a Netboot machine has its NIC already).
+	UserNIC bool
+	Extra   []string
 }
 
-// Netboot boots from QEMU's user-mode network: its built-in DHCP and TFTP
-// server hand out BootFile from TFTPDir to the NIC's iPXE ROM.
+// userNIC is the UserNIC device: disable-legacy leaves only the virtio 1.x
+// transport, the one the hypervisor's driver speaks.
+var userNIC = []string{"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,disable-legacy=on"}
+
+// Netboot boots from the network (-boot n). With TFTPDir, QEMU's user-mode
+// network's built-in DHCP and TFTP server hand out BootFile from TFTPDir to
+// the NIC's iPXE ROM. With TAP, the NIC is on that existing TAP device
+// (QEMU must run in its network namespace) and a real server answers.
 type Netboot struct {
 	TFTPDir  string
 	BootFile string
+	TAP      string
+	// NoROM leaves the NIC without its iPXE option ROM, so that the
+	// firmware's own network stack boots (OVMF's PXE).
+	NoROM bool
 }
 
 // Args returns the command line after the binary name.
@@ -109,6 +124,12 @@ func (q QEMU) Args() ([]string, error) {
 	if q.Firmware != "" {
 		a = append(a, "-bios", q.Firmware)
 	}
+	if q.UserNIC && q.Netboot != nil {
+		return nil, fmt.Errorf("emu: UserNIC with Netboot: a netboot machine has its NIC already")
+	}
+	if q.UserNIC {
+		a = append(a, userNIC...)
+	}
 	switch {
 	case q.Kernel != "":
 		a = append(a, "-net", "none", "-kernel", q.Kernel)
@@ -118,13 +139,24 @@ func (q QEMU) Args() ([]string, error) {
 	case q.CDROM != "":
 		a = append(a, "-net", "none", "-cdrom", q.CDROM, "-boot", "d")
 	default:
-		if strings.ContainsAny(q.Netboot.TFTPDir+q.Netboot.BootFile, ",") {
-			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", q.Netboot.TFTPDir)
+		n := q.Netboot
+		if strings.ContainsAny(n.TFTPDir+n.BootFile+n.TAP, ",") {
+			return nil, fmt.Errorf("emu: netboot paths must not contain commas: %q", n.TFTPDir+n.TAP)
 		}
-		a = append(a,
-			"-netdev", fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", q.Netboot.TFTPDir, q.Netboot.BootFile),
-			"-device", "virtio-net-pci,netdev=n0",
-			"-boot", "n")
+		if (n.TAP == "") == (n.TFTPDir == "") {
+			return nil, fmt.Errorf("emu: netboot wants exactly one of TAP and TFTPDir")
+		}
+		netdev := fmt.Sprintf("user,id=n0,tftp=%s,bootfile=%s", n.TFTPDir, n.BootFile)
+		if n.TAP != "" {
+			netdev = fmt.Sprintf("tap,id=n0,ifname=%s,script=no,downscript=no", n.TAP)
+		}
+		// QEMU's default ROM for the NIC is Debian's ipxe-qemu
+		// efi-virtio.rom (legacy and UEFI iPXE).
+		nic := "virtio-net-pci,netdev=n0"
+		if n.NoROM {
+			nic += ",romfile="
+		}
+		a = append(a, "-netdev", netdev, "-device", nic, "-boot", "n")
 	}
 	return append(a, q.Extra...), nil
 }

@@ -50,11 +50,24 @@ func TestQEMUArgs(t *testing.T) {
 				"-netdev", "user,id=n0,tftp=out/pxe,bootfile=boot.ipxe", "-device", "virtio-net-pci,netdev=n0", "-boot", "n"},
 		},
 		{
+			name: "netboot on a TAP, UEFI firmware's own PXE",
+			q:    QEMU{Netboot: &Netboot{TAP: "tap0", NoROM: true}, Firmware: "OVMF.fd"},
+			want: join([]string{"-accel", "tcg", "-cpu", "EPYC", "-m", "512", "-smp", "1"}, common,
+				[]string{"-bios", "OVMF.fd", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,romfile=", "-boot", "n"}),
+		},
+		{
 			name: "kvm host",
 			q:    QEMU{Accel: "kvm", CPU: "host", Kernel: "k", Extra: []string{"-s"}},
 			want: join([]string{"-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1"}, common,
 				[]string{"-net", "none", "-kernel", "k", "-s"}),
 		},
+		{
+			name: "user NIC",
+			q:    QEMU{Kernel: "k", UserNIC: true},
+			want: join([]string{"-accel", "tcg", "-cpu", "EPYC", "-m", "512", "-smp", "1"}, common,
+				[]string{"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,disable-legacy=on", "-net", "none", "-kernel", "k"}),
+		},
+		{name: "user NIC with netboot", q: QEMU{Netboot: &Netboot{TFTPDir: "d", BootFile: "f"}, UserNIC: true}, wantErr: "UserNIC"},
 		{
 			name: "single-threaded TCG",
 			q:    QEMU{Kernel: "k", SMP: 2, SingleThreadTCG: true},
@@ -73,6 +86,8 @@ func TestQEMUArgs(t *testing.T) {
 		{name: "unknown accel", q: QEMU{Kernel: "k", Accel: "hvf"}, wantErr: "accel"},
 		{name: "negative memory", q: QEMU{Kernel: "k", MemMiB: -1}, wantErr: "bad memory"},
 		{name: "comma in tftp dir", q: QEMU{Netboot: &Netboot{TFTPDir: "a,b", BootFile: "f"}}, wantErr: "commas"},
+		{name: "TAP and TFTP", q: QEMU{Netboot: &Netboot{TFTPDir: "a", TAP: "tap0"}}, wantErr: "exactly one of TAP"},
+		{name: "netboot without a network", q: QEMU{Netboot: &Netboot{}}, wantErr: "exactly one of TAP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

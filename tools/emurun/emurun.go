@@ -43,6 +43,9 @@ type Job struct {
 	// Input is typed on the console, in order (QEMU only: Bochs' serial
 	// port is a file).
 	Input []Input
+	// Wrap, if set, is a command QEMU runs under, which must exec it (its
+	// process is QEMU's), e.g. "ip netns exec NS" (QEMU only).
+	Wrap []string
 }
 
 // Input is console input that waits for the machine: Bytes are written to
@@ -101,8 +104,8 @@ func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, 
 	if (j.QEMU == nil) == (j.Bochs == nil) {
 		return marker.Verdict{}, none, fmt.Errorf("emurun: %s: want exactly one of QEMU and Bochs", j.Name)
 	}
-	if len(j.Input) > 0 && j.QEMU == nil {
-		return marker.Verdict{}, none, fmt.Errorf("emurun: %s: console input needs QEMU", j.Name)
+	if (len(j.Input) > 0 || len(j.Wrap) > 0) && j.QEMU == nil {
+		return marker.Verdict{}, none, fmt.Errorf("emurun: %s: console input or Wrap needs QEMU", j.Name)
 	}
 	for _, in := range j.Input {
 		if in.After == nil {
@@ -132,7 +135,7 @@ func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, 
 	var s *session
 	var classify func(waitErr error) marker.Exit
 	if j.QEMU != nil {
-		s, classify, err = startQEMU(ctx, *j.QEMU, len(j.Input) > 0, serial, emuOut)
+		s, classify, err = startQEMU(ctx, *j.QEMU, j.Wrap, len(j.Input) > 0, serial, emuOut)
 	} else {
 		var work string
 		work, err = os.MkdirTemp("", "hv-bochs-")
@@ -210,7 +213,7 @@ func run(ctx context.Context, j Job, serialLog, emuLog string) (marker.Verdict, 
 // startQEMU starts QEMU with the serial console on its stdout, read through
 // a pipe so that lines arrive as the guest writes them, and, with input,
 // the console's input on a pipe to its stdin.
-func startQEMU(ctx context.Context, q emu.QEMU, input bool, serialLog, emuLog io.Writer) (*session, func(error) marker.Exit, error) {
+func startQEMU(ctx context.Context, q emu.QEMU, wrap []string, input bool, serialLog, emuLog io.Writer) (*session, func(error) marker.Exit, error) {
 	q.Serial = "stdio"
 	args, err := q.Args()
 	if err != nil {
@@ -219,6 +222,10 @@ func startQEMU(ctx context.Context, q emu.QEMU, input bool, serialLog, emuLog io
 	bin := q.Binary
 	if bin == "" {
 		bin = "qemu-system-x86_64"
+	}
+	if len(wrap) > 0 {
+		args = append(append(wrap[1:len(wrap):len(wrap)], bin), args...)
+		bin = wrap[0]
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	fmt.Fprintf(emuLog, "$ %s %s\n", bin, strings.Join(args, " "))

@@ -199,3 +199,24 @@ func TestInput(t *testing.T) {
 		t.Errorf("Bochs with input: %+v", r.Verdict)
 	}
 }
+
+// A wrapped QEMU runs under the wrapper's command, which execs it.
+func TestWrap(t *testing.T) {
+	qemu := `echo "hv: up"; echo "selftest: done 1/1"; exit 1`
+	wrapper := script(t, `echo "wrapped: $1 $2" >&2; shift; exec "$@"`)
+	j := Job{Name: "t", Spec: selftestSpec(), Timeout: time.Minute, LogDir: t.TempDir(),
+		QEMU: &emu.QEMU{Binary: script(t, qemu), Kernel: "k"},
+		Wrap: []string{wrapper, "ns0"}}
+	r := Run(context.Background(), j)
+	if !r.Verdict.Pass {
+		t.Fatalf("verdict %+v", r.Verdict)
+	}
+	b, _ := os.ReadFile(r.EmuLog)
+	if !strings.Contains(string(b), "wrapped: ns0 ") || !strings.Contains(string(b), "$ "+wrapper+" ns0 ") {
+		t.Errorf("emulator log does not show the wrapper:\n%s", b)
+	}
+	j.QEMU, j.Bochs = nil, &emu.Bochs{Binary: "bochs", Model: "ryzen", ISO: "/dev/null"}
+	if r := Run(context.Background(), j); r.Verdict.Pass || !strings.Contains(r.Verdict.Reason, "needs QEMU") {
+		t.Errorf("Bochs with Wrap: %+v", r.Verdict)
+	}
+}

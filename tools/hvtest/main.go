@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"hv/tools/bootmedia"
@@ -31,10 +32,10 @@ import (
 )
 
 type options struct {
-	image, logs, ovmf, work string
-	jobs                    int
-	keep, verbose, kvm      bool
-	filter                  *regexp.Regexp
+	image, logs, ovmf, work, pxeserver, busybox string
+	jobs                                        int
+	keep, verbose, kvm                          bool
+	filter                                      *regexp.Regexp
 }
 
 func main() {
@@ -44,6 +45,8 @@ func main() {
 	flag.StringVar(&o.image, "image", "out/hv", "the bootable image (make image)")
 	flag.StringVar(&o.logs, "logs", "out/test-logs", "`directory` for the logs of failed runs")
 	flag.StringVar(&o.ovmf, "ovmf", "/usr/share/ovmf/OVMF.fd", "UEFI firmware for the UEFI runs")
+	flag.StringVar(&o.pxeserver, "pxeserver", "out/bin/pxeserver", "the PXE server of the netboot runs (make out/bin/pxeserver)")
+	flag.StringVar(&o.busybox, "busybox", "out/linux/busybox", "a busybox with udhcpd, the lab DHCP server of the proxyDHCP run (make linux-files)")
 	flag.IntVar(&o.jobs, "j", 2, "emulators to run at once")
 	flag.StringVar(&filter, "run", "", "only runs whose name matches this `regexp`")
 	flag.BoolVar(&list, "list", false, "list the runs and exit")
@@ -74,7 +77,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "hvtest: no run matches %q\n", filter)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Interrupted or terminated, the runner still stops its emulators and
+	// removes the network namespaces it made.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	failed, err := runAll(ctx, o, runs, os.Stdout)
 	if err != nil {
@@ -96,6 +101,18 @@ func machine(r run) string {
 		return "qemu iso uefi"
 	case bootPXE:
 		return "qemu ipxe"
+	case bootNetboot:
+		fw := "bios ipxe-rom"
+		if r.net.uefi {
+			fw = "uefi"
+		}
+		if r.net.firmwarePXE {
+			fw += " firmware-pxe"
+		}
+		if r.net.proxy {
+			fw += " proxydhcp"
+		}
+		return "qemu netns " + fw
 	}
 	return "qemu -kernel"
 }
@@ -133,6 +150,26 @@ func runAll(ctx context.Context, o options, runs []run, out io.Writer) (int, err
 			slots <- struct{}{}
 			defer func() { <-slots }()
 			j := job(o, r, media)
+			var server *netns
+			if r.boot == bootNetboot {
+				var err error
+				serverLog := filepath.Join(o.logs, r.name+".pxe.log")
+				os.MkdirAll(o.logs, 0o755)
+				server, err = startNetboot(ctx, *r.net, netbootTools{pxeserver: absPath(o.pxeserver), busybox: absPath(o.busybox)}, media[keyOf(r)], serverLog)
+				if err == nil {
+					j.Wrap = server.wrap()
+				} else {
+					if server != nil {
+						server.close()
+					}
+					mu.Lock()
+					report(out, emurun.Result{Name: r.name, Verdict: marker.Verdict{Decided: true, Reason: "network: " + err.Error()},
+						SerialLog: serverLog}, o.keep)
+					failed++
+					mu.Unlock()
+					return
+				}
+			}
 			if o.verbose {
 				j.OnLine = func(l string) {
 					mu.Lock()
@@ -141,6 +178,15 @@ func runAll(ctx context.Context, o options, runs []run, out io.Writer) (int, err
 				}
 			}
 			res := emurun.Run(ctx, j)
+			if server != nil {
+				if err := server.close(); err != nil {
+					mu.Lock()
+					fmt.Fprintf(out, "WARN %s: cleaning up its network: %v\n", r.name, err)
+					mu.Unlock()
+				}
+				appendFile(res.EmuLog, server.log.Name(), "network servers' log")
+				os.Remove(server.log.Name())
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if report(out, res, o.keep) {
@@ -163,7 +209,7 @@ type mediaKey struct {
 }
 
 func keyOf(r run) mediaKey {
-	return mediaKey{pxe: r.boot == bootPXE, cmdline: r.cmdline, modules: strings.Join(r.modules, "\n")}
+	return mediaKey{pxe: r.boot == bootPXE || r.boot == bootNetboot, cmdline: r.cmdline, modules: strings.Join(r.modules, "\n")}
 }
 
 func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]string, error) {
@@ -178,7 +224,7 @@ func prepareMedia(ctx context.Context, o options, runs []run) (map[mediaKey]stri
 		}
 		p := filepath.Join(o.work, fmt.Sprintf("media%d", len(media)))
 		if k.pxe {
-			if _, err := bootmedia.MakePXE(p, o.image, r.cmdline, bootmedia.IPXEDir); err != nil {
+			if _, err := bootmedia.MakePXE(ctx, p, o.image, r.cmdline, bootmedia.DefaultPXE, r.modules...); err != nil {
 				return nil, err
 			}
 		} else {
@@ -202,7 +248,7 @@ func job(o options, r run, media map[mediaKey]string) emurun.Job {
 		return j
 	}
 	q := r.qemu
-	if o.kvm && r.boot != bootISOUEFI {
+	if o.kvm && r.boot != bootISOUEFI && (r.net == nil || !r.net.uefi) {
 		q.Accel, q.CPU = "kvm", kvmCPU(q.CPU)
 	}
 	switch r.boot {
@@ -214,6 +260,11 @@ func job(o options, r run, media map[mediaKey]string) emurun.Job {
 		q.CDROM, q.Firmware = media[keyOf(r)], o.ovmf
 	case bootPXE:
 		q.Netboot = &emu.Netboot{TFTPDir: media[keyOf(r)], BootFile: "boot.ipxe"}
+	case bootNetboot:
+		q.Netboot = &emu.Netboot{TAP: netbootTAP, NoROM: r.net.firmwarePXE}
+		if r.net.uefi {
+			q.Firmware = o.ovmf
+		}
 	}
 	j.QEMU = &q
 	return j

@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/md5"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,6 +25,7 @@ const (
 	bootISOUEFI             // GRUB ISO, OVMF
 	bootPXE                 // iPXE over QEMU's user network
 	bootBochs               // GRUB ISO in Bochs
+	bootNetboot             // tools/pxeserver in a network namespace, QEMU on its TAP (netboot.go)
 )
 
 // run is one row of the table: a machine, a command line and what its
@@ -33,9 +36,11 @@ type run struct {
 	cmdline string
 	qemu    emu.QEMU  // for every boot but bootBochs; the boot source is filled in later
 	bochs   emu.Bochs // for bootBochs; ISO and files are filled in later
-	// modules are host files an ISO carries as boot modules (bootBochs,
-	// bootISOBIOS, bootISOUEFI), each named by its base name.
+	// modules are host files an ISO or PXE directory carries as boot
+	// modules (all but bootKernel), each named by its base name.
 	modules []string
+	// net says how a bootNetboot run boots from the network.
+	net     *netboot
 	spec    marker.Spec
 	timeout time.Duration
 	// optIn keeps the run out of a plain "hvtest" (make qemu-test): it
@@ -72,6 +77,20 @@ func selftestSpec() marker.Spec {
 		},
 		Exit: marker.WantSuccess,
 	}
+}
+
+// netbootSpec: the self-test, after the report has named the module that
+// came over the network with its size: iPXE names it by its URL and the
+// name from boot.ipxe, GRUB by the name from grub.cfg.
+func netbootSpec(module string) marker.Spec {
+	s := selftestSpec()
+	size := int64(-1)
+	if st, err := os.Stat(module); err == nil {
+		size = st.Size()
+	}
+	base := regexp.QuoteMeta(filepath.Base(module))
+	s.Expect = append(marker.Patterns(`^hv: `, fmt.Sprintf(`^hv: module "(http://\S+/modules/%s )?%s", %d bytes$`, base, base, size)), s.Expect[1:]...)
+	return s
 }
 
 // crashSpec: selftest=crash must end in the Go runtime's panic report
@@ -251,9 +270,13 @@ const (
 	linuxPairCmdline = "config=linux-pair.conf"
 )
 
-func linuxPairQEMU() emu.QEMU {
+func linuxPairQEMU() emu.QEMU { return linuxPairQEMUWith(linuxPairConfig) }
+
+// linuxPairQEMUWith is the Linux machine with the kernel, the initramfs and
+// a configuration file as modules, on single-threaded TCG.
+func linuxPairQEMUWith(conf string) emu.QEMU {
 	return emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2, SingleThreadTCG: true,
-		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + linuxPairConfig}}
+		Extra: []string{"-initrd", linuxKernel + "," + linuxInitrd + "," + conf}}
 }
 
 // linuxPairMTTCG is linuxPairQEMU on multi-threaded TCG, where QEMU 7.2
@@ -300,6 +323,51 @@ func linuxPairSpec() marker.Spec {
 		Forbid: append(marker.Patterns(`^vm[12]: init: module .* FAILED$`, `^vm[12]: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
 			`^vm[12]: test: ping .* FAILED$`, `^hv: vm vm[12]: .*stopped`), brokenLines...),
 		Done: regexp.MustCompile(`^hv: config linux-pair.conf: 2 of 2 VMs powered off$`),
+		Exit: marker.WantSuccess,
+	}
+}
+
+// The uplink run: one VM from linuxUplinkConfig on the switch bridged to
+// the host NIC, a virtio-net-pci card on QEMU's user network.
+const (
+	linuxUplinkConfig  = "tools/hvtest/testdata/linux-uplink.conf"
+	linuxUplinkCmdline = "config=linux-uplink.conf"
+)
+
+func linuxUplinkQEMU() emu.QEMU {
+	q := linuxPairQEMUWith(linuxUplinkConfig)
+	q.UserNIC = true
+	return q
+}
+
+// hostNICStats is the hypervisor's last line about the host NIC.
+var hostNICStats = regexp.MustCompile(`^hv: host nic [0-9a-f:.]+: rx (\d+) frames \d+ bytes \(\d+ dropped\), tx (\d+) frames`)
+
+// linuxUplinkSpec: the hypervisor finds and opens QEMU's NIC (its MAC is
+// QEMU's default), the guest gets QEMU's DHCP lease through the switch
+// and the host NIC (address, router, DNS server as slirp hands them out)
+// and a reply from the gateway to its ping, and powers off; the NIC's
+// counters show traffic both ways.
+func linuxUplinkSpec() marker.Spec {
+	return marker.Spec{
+		Expect: marker.Patterns(
+			`^hv: host nic 00:[0-9a-f]{2}\.0: virtio-net, mac 52:54:00:12:34:56, uplink of switch uplink$`,
+			`^hv: vm linux: Linux bzImage, 256 MiB`,
+			`^linux: init: uname 6\.1\.[0-9]+-[0-9]+-cloud-amd64$`,
+			`^linux: test: virtio virtio1 device 0x0001 driver virtio_net`,
+			`^linux: test: dhcp bound eth0 10\.0\.2\.15/255\.255\.255\.0 router 10\.0\.2\.2 dns 10\.0\.2\.3 lease [1-9][0-9]* server 10\.0\.2\.2$`,
+			`^linux: test: gateway reply [0-9]+ bytes from 10\.0\.2\.2: seq=[0-9]+ ttl=[0-9]+ time=`,
+			`^linux: test: done`,
+			`^hv: vm linux: power-off$`),
+		Forbid: append(marker.Patterns(`^linux: init: module .* FAILED$`, `^linux: .*(Kernel panic|BUG: |Oops|unchecked MSR access|general protection)`,
+			`^linux: test: (dhcp|ping) .*FAILED$`, `^linux: test: dhcp (leasefail|nak)`, `^hv: vm linux: .*stopped`), brokenLines...),
+		Done: hostNICStats,
+		CheckDone: func(m []string) error {
+			if m[1] == "0" || m[2] == "0" {
+				return fmt.Errorf("host NIC received %s and sent %s frames, want traffic both ways", m[1], m[2])
+			}
+			return nil
+		},
 		Exit: marker.WantSuccess,
 	}
 }
@@ -366,6 +434,26 @@ func table() []run {
 	}
 	rs = append(rs,
 		run{name: "qemu-pxe-selftest", boot: bootPXE, cmdline: "selftest", qemu: epyc(1), spec: selftestSpec(), timeout: qemuTimeout},
+		// A lab server's network boot (issue 7): our PXE server in a
+		// network namespace of the run's own, QEMU on its TAP device.
+		// BIOS: the NIC's iPXE ROM gets boot.ipxe at once and loads the
+		// image and a module over HTTP. UEFI: OVMF's own PXE gets
+		// ipxe.efi over TFTP (arch 7), which gets boot.ipxe, which
+		// chains GRUB, which loads them with multiboot2 over HTTP.
+		run{name: "netboot-bios-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{}, spec: netbootSpec(linuxPairConfig), timeout: qemuTimeout},
+		run{name: "netboot-uefi-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{uefi: true, firmwarePXE: true}, spec: netbootSpec(linuxPairConfig), timeout: uefiTimeout},
+		// The lab's usual set-up: the lab's DHCP server (busybox udhcpd)
+		// hands out addresses, our server in another namespace answers
+		// as proxyDHCP; OVMF's PXE, then iPXE.
+		run{name: "netboot-uefi-proxy-selftest", boot: bootNetboot, cmdline: "selftest", modules: []string{linuxPairConfig},
+			qemu: epyc(2), net: &netboot{uefi: true, firmwarePXE: true, proxy: true}, spec: netbootSpec(linuxPairConfig), timeout: uefiTimeout},
+		// The lab's real use: a Linux VM whose kernel and initramfs come
+		// over the network as modules (single-threaded TCG, as every
+		// Linux run).
+		run{name: "netboot-bios-linux-svm", boot: bootNetboot, cmdline: linuxCmdline, modules: []string{linuxKernel, linuxInitrd},
+			qemu: emu.QEMU{CPU: "EPYC", MemMiB: 1024, SMP: 2, SingleThreadTCG: true}, net: &netboot{}, spec: linuxSpec(), timeout: qemuTimeout},
 
 		// Bad input (issue 2 item 9): one clear line and a failure exit.
 		run{name: "bad-option-unknown", boot: bootKernel, cmdline: "selftest frobnicate", qemu: epyc(1),
@@ -376,6 +464,10 @@ func table() []run {
 			spec: badInputSpec(``), timeout: qemuTimeout},
 		run{name: "bad-memory-64m", boot: bootKernel, cmdline: "selftest", qemu: emu.QEMU{CPU: "EPYC", MemMiB: 64, SMP: 1},
 			spec: badInputSpec(`(?i).*memory`), timeout: qemuTimeout},
+		// A VM on the uplink switch of a machine without a host NIC: the
+		// error names the config line.
+		run{name: "bad-config-uplink-nonic", boot: bootKernel, cmdline: linuxUplinkCmdline, qemu: linuxPairQEMUWith(linuxUplinkConfig),
+			spec: badInputSpec(`config: linux-uplink\.conf:11: nic uplink: no host NIC`), timeout: qemuTimeout},
 
 		// The report of "make run": CPU, memory, CPUs and virtualization.
 		// A CPU without SVM or VMX is not an error until the kernel is
@@ -410,6 +502,12 @@ func table() []run {
 		// the VM.
 		run{name: "qemu-linux-console-svm", boot: bootKernel, cmdline: linuxShellCmdline, qemu: linuxQEMU(), spec: consoleSpec(),
 			input: consoleInput(), timeout: qemuTimeout},
+		// The Linux VM on the switch bridged to the host NIC (issue 4):
+		// the hypervisor drives QEMU's virtio-net-pci card, and the guest
+		// gets a DHCP lease from QEMU's user network and a ping reply from
+		// its gateway through it.
+		run{name: "qemu-linux-uplink-svm", boot: bootKernel, cmdline: linuxUplinkCmdline, qemu: linuxUplinkQEMU(), spec: linuxUplinkSpec(),
+			timeout: qemuTimeout},
 		// Two of them at once from a configuration file (config=), on one
 		// virtual switch: each checks its virtio disk and pings the other.
 		run{name: "qemu-linux-pair-svm", boot: bootKernel, cmdline: linuxPairCmdline, qemu: linuxPairQEMU(), spec: linuxPairSpec(), timeout: qemuTimeout},

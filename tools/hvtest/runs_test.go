@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,6 +79,9 @@ func TestJobMachines(t *testing.T) {
 		{run{boot: bootISOBIOS, cmdline: "selftest"}, "-cdrom /m/st.iso -boot d"},
 		{run{boot: bootISOUEFI, cmdline: "selftest"}, "-bios /fw/OVMF.fd -net none -cdrom /m/st.iso"},
 		{run{boot: bootPXE, cmdline: "selftest"}, "tftp=/m/pxe,bootfile=boot.ipxe"},
+		{run{boot: bootNetboot, cmdline: "selftest", net: &netboot{}}, "-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0 -boot n"},
+		{run{boot: bootNetboot, cmdline: "selftest", net: &netboot{uefi: true, firmwarePXE: true}},
+			"-bios /fw/OVMF.fd -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,romfile= -boot n"},
 	}
 	for _, tt := range tests {
 		j := job(o, tt.r, media)
@@ -176,5 +182,50 @@ func TestMediaKeyModules(t *testing.T) {
 	c.modules = []string{"out/linux/vmlinuz"}
 	if keyOf(b) != keyOf(c) {
 		t.Error("equal runs have different media keys")
+	}
+}
+
+// The netboot runs must see the module that travelled with the image, named
+// as iPXE (URL and name) or GRUB (name) passes it, and of its real size.
+func TestNetbootSpec(t *testing.T) {
+	module := filepath.Join(t.TempDir(), "vms.conf")
+	if err := os.WriteFile(module, []byte("vm a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := marker.QEMUExit(1)
+	with := func(line string) []string {
+		return append([]string{selftestOut[0], line}, selftestOut[1:]...)
+	}
+	for _, tt := range []struct {
+		name string
+		out  []string
+		pass bool
+	}{
+		{"iPXE", with(`hv: module "http://10.33.0.1/modules/vms.conf vms.conf", 5 bytes`), true},
+		{"GRUB", with(`hv: module "vms.conf", 5 bytes`), true},
+		{"truncated", with(`hv: module "vms.conf", 4 bytes`), false},
+		{"another module", with(`hv: module "other.conf", 5 bytes`), false},
+		{"no module", selftestOut, false},
+		{"module but a failed self-test", with(`hv: module "vms.conf", 5 bytes`)[:4], false},
+	} {
+		w := marker.NewWatcher(netbootSpec(module))
+		for _, l := range tt.out {
+			w.Line(l)
+		}
+		if v := w.Exit(ok); v.Pass != tt.pass {
+			t.Errorf("%s: pass = %v (%s), want %v", tt.name, v.Pass, v.Reason, tt.pass)
+		}
+	}
+	// Both firmware paths of issue 7 are in the table.
+	names := map[string]bool{}
+	for _, r := range table() {
+		if r.boot == bootNetboot && !r.optIn {
+			names[fmt.Sprintf("uefi=%v firmwarePXE=%v", r.net.uefi, r.net.firmwarePXE)] = true
+		}
+	}
+	for _, want := range []string{"uefi=false firmwarePXE=false", "uefi=true firmwarePXE=true"} {
+		if !names[want] {
+			t.Errorf("no netboot run with %s", want)
+		}
 	}
 }

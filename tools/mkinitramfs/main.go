@@ -1,7 +1,8 @@
 // Command mkinitramfs builds the Linux guest's initramfs: a gzip-compressed
 // newc cpio archive with a static busybox, the kernel modules the guest
 // needs (virtio over PCI and MMIO, block, network, console) with their
-// dependencies in load order, an /init script and a /test script. It reads
+// dependencies in load order, an /init script, a /test script and udhcpc's
+// event script /etc/udhcpc.script. It reads
 // the tree tools/getkernel unpacked and knows nothing about how it got there.
 //
 // Usage:
@@ -35,6 +36,8 @@ var (
 	initScript []byte
 	//go:embed test-default.sh
 	defaultTest []byte
+	//go:embed udhcpc.sh
+	udhcpcScript []byte
 )
 
 // defaultModules are what the Debian cloud kernel needs to find virtio
@@ -176,6 +179,7 @@ func (img *image) write(w io.Writer) error {
 		{"bin/busybox", 0o755, img.busybox},
 		{"init", 0o755, img.init},
 		{"test", 0o755, img.test},
+		{"etc/udhcpc.script", 0o755, udhcpcScript},
 	}
 	for _, m := range img.modules {
 		files = append(files, archiveFile{"lib/modules/" + img.release + "/" + m.name + ".ko", 0o644, m.data})

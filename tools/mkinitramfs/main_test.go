@@ -140,6 +140,7 @@ func TestImageWrite(t *testing.T) {
 		{"bin/busybox", cpio.TypeReg | 0o755, "BB"},
 		{"init", cpio.TypeReg | 0o755, "#!init"},
 		{"test", cpio.TypeReg | 0o755, "#!test"},
+		{"etc/udhcpc.script", cpio.TypeReg | 0o755, string(udhcpcScript)},
 		{"lib/modules/6.1.0-1-test/virtio_ring.ko", cpio.TypeReg | 0o644, "ring"},
 		{"lib/modules/6.1.0-1-test/virtio.ko", cpio.TypeReg | 0o644, "virtio!"},
 		{"lib/modules/load-order", cpio.TypeReg | 0o644, "virtio_ring\nvirtio\n"},
@@ -152,7 +153,7 @@ func TestImageWrite(t *testing.T) {
 // TestScripts checks the embedded scripts are valid sh, with the host's
 // sh -n, and that init prints the markers the tests look for.
 func TestScripts(t *testing.T) {
-	for name, s := range map[string][]byte{"init": initScript, "test": defaultTest} {
+	for name, s := range map[string][]byte{"init": initScript, "test": defaultTest, "udhcpc": udhcpcScript} {
 		if !bytes.HasPrefix(s, []byte("#!/bin/busybox sh\n")) {
 			t.Errorf("%s: no busybox shebang", name)
 		}

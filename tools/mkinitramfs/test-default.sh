@@ -56,6 +56,42 @@ if [ -n "$ip" ] && [ -n "$peer" ]; then
 	done
 	echo "test: pinged by peer $(inechos) times"
 fi
+# hv.dhcp on the kernel command line (the uplink run of tools/hvtest, whose
+# eth0 is on the switch bridged to the host NIC): ask QEMU's user network
+# for a lease with busybox udhcpc (/etc/udhcpc.script sets the address and
+# route and prints the lease), then ping the gateway the lease named and
+# print its reply.
+case " $(cat /proc/cmdline) " in
+*" hv.dhcp "*)
+	echo 1 >/proc/sys/kernel/printk
+	ifconfig eth0 up
+	if udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 2 && [ -s /tmp/router ]; then
+		gw=$(cat /tmp/router)
+		reply=
+		for i in $(seq 1 10); do
+			reply=$(ping -c 1 -W 2 "$gw" 2>&1 | grep "bytes from") && break
+		done
+		if [ -n "$reply" ]; then echo "test: gateway reply $reply"; else echo "test: ping $gw FAILED"; fi
+		# hv.netbench=<sink port>,<source port>,<MiB> (tools/netbench): TCP
+		# through QEMU's user network to the host's loopback, which slirp
+		# reaches at the gateway's address: send MiB MiB to the sink port,
+		# then read the source port to its end.
+		nb=$(arg hv.netbench)
+		if [ -n "$nb" ]; then
+			sink=${nb%%,*}
+			rest=${nb#*,}
+			source=${rest%%,*}
+			mib=${rest#*,}
+			echo "netbench: tx start"
+			dd if=/dev/zero bs=65536 count=$((mib * 16)) 2>/dev/null | nc "$gw" "$sink"
+			echo "netbench: tx done"
+			echo "netbench: rx $(nc "$gw" "$source" </dev/null | wc -c) bytes"
+		fi
+	else
+		echo "test: dhcp FAILED"
+	fi
+	;;
+esac
 # hv.bench=<MiB>: virtio-blk throughput with direct I/O (past the page
 # cache): MiB mebibytes written in 1 MiB requests, passing over the disk
 # as often as needed, then as many read; each timed on the kernel's

@@ -15,7 +15,8 @@
 //	initrd <module>           Linux initrd, or a Multiboot kernel's first module
 //	cmdline "<text>"          guest command line
 //	disk <module>|ram:<MiB>   virtio-blk contents: a copy of a module, or zeros
-//	nic <switch>              virtio-net on the named virtual switch
+//	nic <switch>              virtio-net on the named virtual switch; the switch
+//	                          named uplink (UplinkSwitch) is bridged to the host's NIC
 //
 // Values with blanks are double-quoted; inside quotes \" and \\ stand for "
 // and \.
@@ -39,6 +40,11 @@ const (
 	maxLineLen    = 8192
 )
 
+// UplinkSwitch is the switch name that means "bridged to the host NIC": the
+// caller adds the host's network card to it as a port, and reports a VM
+// naming it on a host without one as an error at NICLine.
+const UplinkSwitch = "uplink"
+
 // File is a parsed configuration.
 type File struct {
 	VMs []VM
@@ -56,6 +62,7 @@ type VM struct {
 	Cmdline   string
 	Disk      Disk
 	NIC       string // switch name, "" for none
+	NICLine   int    // of the nic statement, for the caller's messages
 }
 
 // Disk is the contents of a VM's virtio disk: a boot module's copy, or
@@ -188,7 +195,7 @@ func (p *parser) statement(l string) error {
 		if !validName(v) {
 			return p.errorf("nic %q: a switch name is 1 to %d letters, digits, '-' or '_'", v, MaxNameLen)
 		}
-		vm.NIC = v
+		vm.NIC, vm.NICLine = v, p.line
 	}
 	return nil
 }

@@ -33,8 +33,8 @@ func TestParse(t *testing.T) {
 	}{
 		{"two VMs", twoVMs, &File{VMs: []VM{
 			{Name: "a", Line: 2, MemoryMiB: 256, CPUs: 1, Kernel: "vmlinuz", Initrd: "initramfs.cpio.gz",
-				Cmdline: `console=ttyS0 hv.ip=10.0.0.1 quote="x" back=\`, Disk: Disk{RAMMiB: 8}, NIC: "lan0"},
-			{Name: "b-2_x", Line: 11, CPUs: 8, Kernel: "vmlinuz", Disk: Disk{Module: "disk.img"}, NIC: "lan0"},
+				Cmdline: `console=ttyS0 hv.ip=10.0.0.1 quote="x" back=\`, Disk: Disk{RAMMiB: 8}, NIC: "lan0", NICLine: 9},
+			{Name: "b-2_x", Line: 11, CPUs: 8, Kernel: "vmlinuz", Disk: Disk{Module: "disk.img"}, NIC: "lan0", NICLine: 15},
 		}}},
 		{"minimal, CRLF, unquoted cmdline", "vm x\r\nkernel k\r\ncmdline quiet\r\n", &File{VMs: []VM{
 			{Name: "x", Line: 1, CPUs: 1, Kernel: "k", Cmdline: "quiet"},
