@@ -897,14 +897,20 @@ func decodeMode(s SRegs) int {
 	return 16
 }
 
+// walker returns a walker over the guest's memory and the paging state of
+// registers r and s, for fetching the guest's instructions.
+func (v *vcpuRun) walker(r Regs, s SRegs) (pagewalk.Walker, *pagewalk.State) {
+	return pagewalk.Walker{Mem: v.vm.Mem, PhysAddrBits: 48, Vendor: pagewalk.VendorAMD},
+		&pagewalk.State{CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER, RFLAGS: r.RFLAGS, CPL: s.CPL}
+}
+
 // fetchWalk describes the VMM's own walk of the guest page tables for an
 // instruction fetch at CS:RIP, for a triple-fault report: it tells a guest
 // whose tables really lack the mapping from one whose processor saw
 // something other than what guest memory holds.
 func (v *vcpuRun) fetchWalk() string {
 	r, s := v.cpu.Regs(), v.cpu.SRegs()
-	w := pagewalk.Walker{Mem: v.vm.Mem, PhysAddrBits: 48, Vendor: pagewalk.VendorAMD}
-	st := &pagewalk.State{CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER, RFLAGS: r.RFLAGS, CPL: s.CPL}
+	w, st := v.walker(r, s)
 	tr, err := w.Translate(st, s.CS.Base+r.RIP, pagewalk.AccessFetch)
 	if err != nil {
 		return "VMM walk of rip: " + err.Error()
@@ -921,8 +927,7 @@ func (v *vcpuRun) instructionLength(r Regs, reason Reason) (int, error) {
 	s := v.cpu.SRegs()
 	var buf [15]byte
 	la := s.CS.Base + r.RIP
-	w := pagewalk.Walker{Mem: v.vm.Mem, PhysAddrBits: 48, Vendor: pagewalk.VendorAMD}
-	st := &pagewalk.State{CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER, RFLAGS: r.RFLAGS, CPL: s.CPL}
+	w, st := v.walker(r, s)
 	n := 0
 	for n < len(buf) {
 		tr, err := w.Translate(st, la+uint64(n), pagewalk.AccessFetch)
